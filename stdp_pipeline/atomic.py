@@ -57,10 +57,13 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
 
 
-def save_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:
-    """Save ``arrays`` as an uncompressed ``.npz`` (no pickles) at ``path`` atomically."""
+def save_npz(
+    path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray], *, compressed: bool = False
+) -> None:
+    """Save ``arrays`` as an ``.npz`` (no pickles; zip-deflated if ``compressed``) atomically."""
+    save = np.savez_compressed if compressed else np.savez
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, allow_pickle=False, **{k: np.asarray(v) for k, v in arrays.items()})
+        save(fh, allow_pickle=False, **{k: np.asarray(v) for k, v in arrays.items()})
 
 
 def load_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:

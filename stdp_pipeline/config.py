@@ -79,7 +79,7 @@ class _Section:
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:
-    """Check ``value`` against the annotation ``hint``; convert int -> float where a float is due."""
+    """Check ``value`` against the annotation ``hint``; int becomes float where float is due."""
     origin = typing.get_origin(hint)
     if origin in (Union, types.UnionType):
         args = typing.get_args(hint)

@@ -1,4 +1,4 @@
-"""The one exception type a user sees: a single line saying what is wrong and what would be right."""
+"""The one exception type a user sees: one line saying what is wrong and what would be right."""
 
 
 class PipelineError(Exception):

@@ -5,7 +5,8 @@ Trace STDP (Diehl & Cook 2015). Traces are set to 1 at their neuron's spike and 
 exponentially (``pre``: tau_pre, ``post1``: tau_post1, ``post2``: tau_post2)::
 
     presynaptic spike of input i:   W[i, :] <- clip(W[i, :] - nu_pre * post1, 0, w_max)
-    postsynaptic spike of neuron j: W[:, j] <- clip(W[:, j] + nu_post * pre * post2_before[j], 0, w_max)
+    postsynaptic spike of neuron j:
+        W[:, j] <- clip(W[:, j] + nu_post * pre * post2_before[j], 0, w_max)
 
 Event-based postsynaptic STDP (Tavanaei, Masquelier & Maida 2018). Only when neuron ``j`` fires,
 all its incoming weights change; ``recent[i]`` is 1 if input ``i`` fired within the window::
@@ -21,11 +22,11 @@ Normalisation (Diehl & Cook): before each digit each column is rescaled to sum t
 
 from __future__ import annotations
 
-import tensorflow as tf
+from ._tf import tf
 
 
 def trace_pre_update(rows: tf.Tensor, post1: tf.Tensor, nu_pre: float, w_max: float) -> tf.Tensor:
-    """Depression at presynaptic spikes: rows ``[K, N]`` of the spiking inputs, ``post1`` ``[N]``."""
+    """Depression at presynaptic spikes: rows ``[K, N]`` of the spiking inputs, post1 ``[N]``."""
     return tf.clip_by_value(rows - nu_pre * post1, 0.0, w_max)
 
 

@@ -26,13 +26,18 @@ input currents of all steps computed by one sparse-dense product.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
-import tensorflow as tf
 
 from . import encoding, learning, neurons, wiring
+from ._tf import tf
 from .config import ExperimentConfig
+
+#: Slot widths of the compiled presentations: a digit runs in the narrowest that holds its
+#: busiest step, so the per-step gather reads few padding rows.
+SLOT_WIDTHS = (8, 12, 16, 24, encoding.SLOTS)
 
 
 class TrainStats(NamedTuple):
@@ -44,7 +49,7 @@ class TrainStats(NamedTuple):
 
 
 class SpikingNetwork(tf.Module):
-    """Poisson inputs -> excitatory layer (plastic weights, adaptive threshold) <-> inhibitory layer.
+    """Poisson inputs -> excitatory layer (plastic weights, adaptive threshold) <-> inhibitory.
 
     Args:
       config: the experiment config (network, neuron, learning and encoding sections are used).
@@ -67,7 +72,8 @@ class SpikingNetwork(tf.Module):
             else config.current_lif.thr_init
         )
         self.theta = tf.Variable(tf.fill([self.n], theta0), name="theta", trainable=False)
-        self._train_fn = tf.function(self._train_chunk, jit_compile=True, reduce_retracing=True)
+        self._present_cache: dict[int, tf.types.experimental.GenericFunction] = {}
+        self._slots_fn = tf.function(self._slots, reduce_retracing=True)
         self._currents_fn = tf.function(self._input_currents, reduce_retracing=True)
         self._respond_fn = tf.function(self._respond, jit_compile=True, reduce_retracing=True)
 
@@ -168,138 +174,223 @@ class SpikingNetwork(tf.Module):
         return neurons.adaptive_threshold_step(theta, s_e, c.thr_alpha, c.thr_beta)
 
     # ------------------------------------------------------------------------------------------
-    # training: one compiled program per chunk of digits, learning on
-    def _present_learning(
-        self, w: tf.Tensor, theta: tf.Tensor, image: tf.Tensor, index: tf.Tensor, level: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
-        """One presentation with plasticity. ``w`` ``[P+1, N]`` (last row: zero pad row).
-        Returns ``(w, theta, excitatory spike count, dropped input spikes)``."""
+    # training: one compiled program per presentation, learning on
+    def _slots(
+        self,
+        images: tf.Tensor,
+        indices: tf.Tensor,
+        level: tf.Tensor,
+        stage: str,
+        epoch: tf.Tensor | int = 0,
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Input spike slots of a batch of digits (see :func:`encoding.batch_slots`): ``[B, T, K]``
+        int32, dropped spikes ``[B]`` and each digit's busiest step ``[B]``. Digit ``b``'s spikes
+        depend only on ``(seed, stage, indices[b], level, epoch)``."""
+        enc = self.config.encoding
+        keys = encoding.presentation_keys(self.config.seed, stage, indices, level, epoch)
+        return encoding.batch_slots(
+            images,
+            keys,
+            rate_max_hz=enc.rate_max_hz,
+            dt_ms=enc.dt_ms,
+            steps=enc.steps,
+            level=level,
+            retry_rate_step_hz=enc.retry_rate_step_hz,
+        )
+
+    def _present_learning(self, slots: tf.Tensor) -> tf.Tensor:
+        """One presentation with plasticity; ``slots`` ``[T, K]`` input indices (``P`` = none).
+
+        Normalises the weight columns, runs ``T`` steps with event-driven STDP, and writes the
+        new ``weights`` and ``theta`` back. Returns the excitatory spike counts ``[N]``.
+
+        The steps run in an inner loop that stops at the first step with an excitatory spike;
+        the outer loop then applies the postsynaptic updates of that step, column by column, and
+        resumes. Steps without a postsynaptic spike (nearly all) thus carry no conditional.
+        """
         cfg = self.config
         enc, lc = cfg.encoding, cfg.learning
         dt, steps, n, p = enc.dt_ms, enc.steps, self.n, self.n_inputs
-        rates = encoding.intensity_rates(image, enc.rate_max_hz, level, enc.retry_rate_step_hz)
-        seed = encoding.digit_seed(cfg.seed, "train", index, level)
-        slots, dropped = encoding.event_slots(rates, dt, steps, seed)
-        k = tf.reduce_max(tf.reduce_sum(tf.cast(slots < p, tf.int32), axis=1))
-        not_pad = tf.concat([tf.ones([p]), tf.zeros([1])], axis=0)
         trace = lc.rule == "trace"
         d1 = math.exp(-dt / lc.tau_post1_ms)
         d2 = math.exp(-dt / lc.tau_post2_ms)
+        not_pad = tf.concat([tf.ones([p]), tf.zeros([1])], axis=0)
+        rows_p1 = tf.range(p + 1)
 
-        def run(width: int):
-            def body(t, w, theta, layers, post1, post2, last_pre, count):
-                idx = slots[t, :width]
-                rows = tf.gather(w, idx)
-                s_e, layers = self._layers_step(layers, tf.reduce_sum(rows, axis=0), theta)
-                theta = self._theta_after_spikes(theta, s_e)
-                now = tf.cast(t, tf.float32) * dt
-                if trace:
-                    post1, post2 = post1 * d1, post2 * d2
-                    new_rows = learning.trace_pre_update(rows, post1, lc.nu_pre, lc.w_max)
-                    w = tf.tensor_scatter_nd_update(w, idx[:, None], new_rows)
-                last_pre = tf.tensor_scatter_nd_update(
-                    last_pre, idx[:, None], tf.fill(tf.shape(idx), now)
-                )
-
-                def potentiate(w):
-                    if trace:
-                        pre = tf.exp((last_pre - now) / lc.tau_pre_ms) * not_pad
-                        return learning.trace_post_update(w, pre, post2, s_e, lc.nu_post, lc.w_max)
-                    recent = tf.cast(now - last_pre < lc.event_window_ms, tf.float32) * not_pad
-                    return learning.event_update(
-                        w, recent, s_e, lc.eta, lc.a_plus, lc.a_minus, lc.lambda_, lc.w_max
+        def column_update(cols, factor, post2_j):
+            """New values of the weight columns ``cols`` ``[P+1, M]`` of neurons that fired."""
+            if trace:
+                new = cols + lc.nu_post * factor[:, None] * post2_j[None, :]
+            else:
+                r = factor[:, None]
+                new = (
+                    cols
+                    + lc.eta
+                    * (
+                        r * lc.a_plus * (lc.w_max - cols * (1.0 + lc.lambda_))
+                        - (1.0 - r) * lc.a_minus * cols * (1.0 + lc.lambda_)
                     )
+                    * not_pad[:, None]
+                )
+            return tf.clip_by_value(new, 0.0, lc.w_max)
 
-                w = tf.cond(tf.reduce_any(s_e > 0), lambda: potentiate(w), lambda: w)
-                if trace:
-                    post1 = tf.where(s_e > 0, 1.0, post1)
-                    post2 = tf.where(s_e > 0, 1.0, post2)
-                return t + 1, w, theta, layers, post1, post2, last_pre, count + s_e
-
-            init = (
-                tf.constant(0),
-                w,
-                theta,
-                self._init_layers([n]),
-                tf.zeros([n]),
-                tf.zeros([n]),
-                tf.fill([p + 1], tf.constant(-1e9, tf.float32)),
-                tf.zeros([n]),
+        def step(t, w, theta, layers, post1, post2, last_pre, count, s_e):
+            idx = slots[t]
+            rows = tf.gather(w, idx)
+            s_e, layers = self._layers_step(layers, tf.reduce_sum(rows, axis=0), theta)
+            theta = self._theta_after_spikes(theta, s_e)
+            now = tf.cast(t, tf.float32) * dt
+            if trace:
+                post1, post2 = post1 * d1, post2 * d2
+                new_rows = learning.trace_pre_update(rows, post1, lc.nu_pre, lc.w_max)
+                w = tf.tensor_scatter_nd_update(w, idx[:, None], new_rows)
+            last_pre = tf.tensor_scatter_nd_update(
+                last_pre, idx[:, None], tf.fill(tf.shape(idx), now)
             )
-            out = tf.while_loop(lambda t, *_: t < steps, body, init)
-            return out[1], out[2], out[7]
+            return t + 1, w, theta, layers, post1, post2, last_pre, count + s_e, s_e
 
-        widths = [8, 16, 24, encoding.SLOTS]
-        branches = [lambda width=width: run(width) for width in widths]
-        bucket = tf.reduce_sum(tf.cast(k > tf.constant(widths[:-1]), tf.int32))
-        w, theta, count = tf.switch_case(bucket, branches)
+        def potentiate(t, w, post1, post2, last_pre, s_e):
+            """Postsynaptic updates for the spikes ``s_e`` of step ``t - 1``."""
+            now = tf.cast(t - 1, tf.float32) * dt
+            if trace:
+                factor = tf.exp((last_pre - now) / lc.tau_pre_ms) * not_pad
+            else:
+                factor = tf.cast(now - last_pre < lc.event_window_ms, tf.float32) * not_pad
+            order = tf.argsort(s_e, direction="DESCENDING", stable=True)
+            n_fired = tf.cast(tf.reduce_sum(s_e), tf.int32)
+
+            def one(m, w):
+                j = order[m]
+                new = column_update(tf.gather(w, j[None], axis=1), factor, post2[j][None])
+                where = tf.stack([rows_p1, tf.fill([p + 1], j)], axis=-1)
+                return m + 1, tf.tensor_scatter_nd_update(w, where, new[:, 0])
+
+            w = tf.while_loop(lambda m, w: m < n_fired, one, (tf.constant(0), w))[1]
+            if trace:
+                post1 = tf.where(s_e > 0, 1.0, post1)
+                post2 = tf.where(s_e > 0, 1.0, post2)
+            return w, post1, post2
+
+        def segment(t, w, theta, layers, post1, post2, last_pre, count, s_e):
+            w, post1, post2 = potentiate(t, w, post1, post2, last_pre, s_e)
+            state = (t, w, theta, layers, post1, post2, last_pre, count, tf.zeros([n]))
+            first = step(*state)  # always advance one step, then run on until a spike
+            return tf.while_loop(
+                lambda t, *rest: tf.logical_and(t < steps, tf.reduce_all(rest[-1] == 0)),
+                step,
+                first,
+            )
+
+        w = learning.normalise_columns(self.weights.read_value(), lc.weight_sum)
+        w = tf.concat([w, tf.zeros([1, n])], axis=0)
+        init = (
+            tf.constant(0),
+            w,
+            self.theta.read_value(),
+            self._init_layers([n]),
+            tf.zeros([n]),
+            tf.zeros([n]),
+            tf.fill([p + 1], tf.constant(-1e9, tf.float32)),
+            tf.zeros([n]),
+            tf.zeros([n]),
+        )
+        t, w, theta, _, post1, post2, last_pre, count, s_e = tf.while_loop(
+            lambda t, *_: t < steps, segment, init
+        )
+        w, _, _ = potentiate(t, w, post1, post2, last_pre, s_e)  # spikes of the last step
         if cfg.network.neuron == "conductance" and enc.rest_ms > 0:
             theta = theta * math.exp(-enc.rest_ms / cfg.excitatory.tau_theta_ms)
-        return w, theta, tf.reduce_sum(count), dropped
-
-    def _train_chunk(self, images: tf.Tensor, indices: tf.Tensor) -> tuple:
-        cfg = self.config
-        enc, lc = cfg.encoding, cfg.learning
-        b = tf.shape(images)[0]
-        pad_row = tf.zeros([1, self.n])
-
-        def digit(i, w, theta, spikes, retries, dropped):
-            w_n = learning.normalise_columns(w[:-1], lc.weight_sum)
-            w = tf.concat([w_n, pad_row], axis=0)
-
-            def again(level, w, theta, count, drop):
-                return tf.logical_and(count < enc.min_spikes, level <= enc.max_retries)
-
-            def present(level, w, theta, count, drop):
-                w, theta, count, d = self._present_learning(w, theta, images[i], indices[i], level)
-                return level + 1, w, theta, count, drop + d
-
-            level, w, theta, count, drop = tf.while_loop(
-                again, present, (tf.constant(0), w, theta, tf.constant(-1.0), tf.constant(0))
-            )
-            spikes = spikes.write(i, count)
-            retries = retries.write(i, level - 1)
-            dropped = dropped.write(i, drop)
-            return i + 1, w, theta, spikes, retries, dropped
-
-        w = tf.concat([self.weights, pad_row], axis=0)
-        arrays = [tf.TensorArray(dt, size=b) for dt in (tf.float32, tf.int32, tf.int32)]
-        _, w, theta, spikes, retries, dropped = tf.while_loop(
-            lambda i, *_: i < b, digit, (tf.constant(0), w, self.theta.read_value(), *arrays)
-        )
         self.weights.assign(w[:-1])
         self.theta.assign(theta)
-        return spikes.stack(), retries.stack(), dropped.stack()
+        return count
 
-    def train_chunk(self, images: np.ndarray, indices: np.ndarray) -> TrainStats:
-        """Learn from ``images`` (``[B, P]`` uint8) in order, one presentation each (plus
-        retries at raised rates while fewer than ``min_spikes`` excitatory spikes follow).
-        ``indices`` (``[B]``) are the digits' indices in their split, which fix their spikes.
-        Updates ``weights`` and ``theta`` in place."""
-        spikes, retries, dropped = self._train_fn(
-            tf.constant(images, tf.uint8), tf.constant(indices, tf.int32)
+    def _present_fn(self, width: int):
+        """Compiled presentation for slot width ``width`` (one XLA program per width bucket)."""
+        if width not in self._present_cache:
+            fn = tf.function(self._present_learning, jit_compile=True)
+            spec = tf.TensorSpec([self.config.encoding.steps, width], tf.int32)
+            self._present_cache[width] = fn.get_concrete_function(spec)
+        return self._present_cache[width]
+
+    def train_chunk(self, images: np.ndarray, indices: np.ndarray, epoch: int = 0) -> TrainStats:
+        """Learn from ``images`` (``[B, P]`` uint8) in order.
+
+        Each digit is presented once; while the excitatory layer fires fewer than ``min_spikes``
+        spikes it is shown again with the peak input rate raised by ``retry_rate_step_hz``, at
+        most ``max_retries`` times (Diehl & Cook). ``indices`` (``[B]``) are the digits' indices
+        in their split and ``epoch`` the pass over the data: together they fix the input spikes.
+        Updates ``weights`` and ``theta``."""
+        enc = self.config.encoding
+        images_t = tf.constant(images, tf.uint8)
+        indices_t = tf.constant(indices, tf.int32)
+        epoch_t = tf.constant(epoch, tf.int64)
+        slots, dropped, busiest = self._slots_fn(
+            images_t, indices_t, tf.constant(0), "train", epoch_t
         )
-        return TrainStats(spikes.numpy(), retries.numpy(), dropped.numpy())
+        slots, dropped, busiest = slots.numpy(), dropped.numpy(), busiest.numpy()
+        b = len(indices)
+        spikes = np.zeros(b, np.float32)
+        retries = np.zeros(b, np.int32)
+        for i in range(b):
+            s, k = slots[i], int(busiest[i])
+            level = 0
+            while True:
+                width = next(w for w in SLOT_WIDTHS if w >= k)
+                x = s[:, :width]
+                if x.shape[1] < width:
+                    x = np.pad(x, ((0, 0), (0, width - x.shape[1])), constant_values=self.n_inputs)
+                count = float(self._present_fn(width)(tf.constant(x)).numpy().sum())
+                if count >= enc.min_spikes or level >= enc.max_retries:
+                    break
+                level += 1
+                s1, d1, k1 = self._slots_fn(
+                    images_t[i : i + 1], indices_t[i : i + 1], tf.constant(level), "train", epoch_t
+                )
+                s, k = s1.numpy()[0], int(k1.numpy()[0])
+                dropped[i] += int(d1.numpy()[0])
+            spikes[i], retries[i] = count, level
+        return TrainStats(spikes, retries, dropped)
+
+    def present(
+        self, images: np.ndarray, indices: np.ndarray, *, learn: bool, stage: str
+    ) -> np.ndarray:
+        """Show digits to the network and return the excitatory spike counts.
+
+        ``learn=True``: digits one after another with plasticity (``stage`` must be "train");
+        returns the total excitatory spikes per digit ``[B]``. ``learn=False``: batched, no
+        plasticity, learned state untouched (bit-identical); returns spike counts ``[B, N]``.
+        """
+        if learn:
+            if stage != "train":
+                raise ValueError(f"stage {stage!r}: learning happens only in the 'train' stage")
+            return self.train_chunk(images, indices).spikes
+        return self.respond(images, indices, stage)[0]
 
     # ------------------------------------------------------------------------------------------
     # inference: batched, learning off, learned state read only
-    def _input_currents(
-        self, images: tf.Tensor, indices: tf.Tensor, levels: tf.Tensor, stage_id: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor]:
-        """Input currents ``[B, T, N]`` of a batch: one sparse-dense product of the batch's input
-        spikes with the weights. Also returns dropped spikes per digit ``[B]``."""
-        del stage_id
-        raise NotImplementedError
+    def _input_currents(self, slots: tf.Tensor) -> tf.Tensor:
+        """Input currents ``[B, T, N]`` of a batch of spike slots ``[B, T, K]``: one sparse-dense
+        product of the batch's input spikes (``B*T x P``, about 3 nonzeros a row) with the
+        weights. Weights are fixed during inference, so this is exact."""
+        b, t, k = tf.unstack(tf.shape(slots))
+        flat = tf.reshape(slots, [-1])
+        keep = flat < self.n_inputs
+        rows = tf.boolean_mask(tf.repeat(tf.range(b * t), k), keep)  # sorted step ids
+        cur = tf.sparse.segment_sum(
+            self.weights, tf.boolean_mask(flat, keep), rows, num_segments=b * t
+        )
+        return tf.reshape(cur, [b, t, self.n])
 
     def _respond(self, currents: tf.Tensor) -> tf.Tensor:
-        """Simulate a batch ``[B, T, N]`` of input currents with learning off: spike counts
-        ``[B, N]``. ``theta`` is frozen."""
+        """Simulate a batch of input currents ``[B, T, N]`` with learning off (``theta``
+        frozen): excitatory spike counts ``[B, N]``."""
         theta = self.theta.read_value()
         b = tf.shape(currents)[0]
         steps = self.config.encoding.steps
+        cur_t = tf.transpose(currents, [1, 0, 2])
 
         def body(t, layers, count):
-            s_e, layers = self._layers_step(layers, currents[:, t], theta)
+            s_e, layers = self._layers_step(layers, cur_t[t], theta)
             return t + 1, layers, count + s_e
 
         shape = [b, self.n]
@@ -309,3 +400,53 @@ class SpikingNetwork(tf.Module):
             (tf.constant(0), self._init_layers(shape), tf.zeros(shape)),
         )
         return count
+
+    def respond(
+        self,
+        images: np.ndarray,
+        indices: np.ndarray,
+        stage: str,
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Spike counts ``[B, N]`` (float32) of the excitatory layer for each digit, learning off.
+
+        Digits are simulated ``evaluate.batch_digits`` at a time. As in training, a digit that
+        draws fewer than ``min_spikes`` spikes is shown again at a raised rate (up to
+        ``max_retries`` times); its counts are those of the last presentation. Returns
+        ``(counts, retries)``. ``learned state is never written``: weights and theta stay
+        bit-identical."""
+        enc = self.config.encoding
+        total = len(indices)
+        counts = np.zeros((total, self.n), np.float32)
+        retries = np.zeros(total, np.int32)
+        bs = self._batch_size()
+        for lo in range(0, total, bs):
+            hi = min(total, lo + bs)
+            todo = np.arange(lo, hi)
+            level = 0
+            while len(todo):
+                pad = bs - len(todo)
+                sel = np.concatenate([todo, np.full(pad, todo[0])]) if pad else todo
+                slots, _, _ = self._slots_fn(
+                    tf.constant(images[sel], tf.uint8),
+                    tf.constant(indices[sel], tf.int32),
+                    tf.constant(level),
+                    stage,
+                )
+                c = self._respond_fn(self._currents_fn(slots)).numpy()[: len(todo)]
+                counts[todo] = c
+                retries[todo] = level
+                quiet = c.sum(axis=1) < enc.min_spikes
+                if level >= enc.max_retries:
+                    break
+                todo = todo[quiet]
+                level += 1
+            if progress is not None:
+                progress(hi - lo)
+        return counts, retries
+
+    def _batch_size(self) -> int:
+        """Digits per inference batch: ``evaluate.batch_digits``, capped so that the currents
+        ``[B, T, N]`` take at most 256 MiB."""
+        per_digit = self.config.encoding.steps * self.n * 4
+        return max(1, min(self.config.evaluate.batch_digits, (256 << 20) // per_digit))

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-import tensorflow as tf
+from ._tf import tf
 
 
 class ConductanceParams(NamedTuple):

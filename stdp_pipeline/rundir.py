@@ -284,8 +284,14 @@ class RunDir:
         """The path of ``relpath`` inside the run directory."""
         return self.path / self.relpath(relpath)
 
-    def save_arrays(self, relpath: str | os.PathLike[str], arrays: Mapping[str, Any]) -> Path:
-        """Save ``arrays`` (name -> array) as an uncompressed ``.npz`` without pickles, atomically.
+    def save_arrays(
+        self,
+        relpath: str | os.PathLike[str],
+        arrays: Mapping[str, Any],
+        *,
+        compressed: bool = False,
+    ) -> Path:
+        """Save ``arrays`` (name -> array) as an ``.npz`` without pickles, atomically.
 
         Object arrays (which only pickling could save) raise ``TypeError`` before anything is
         written. Inside :meth:`stage` the file is recorded as an output of the stage.
@@ -298,7 +304,7 @@ class RunDir:
                     "only numeric, bool and string arrays are saved (no pickles)"
                 )
         path = self.file(relpath)
-        atomic.save_npz(path, converted)
+        atomic.save_npz(path, converted, compressed=compressed)
         self._note_output(relpath)
         return path
 

@@ -11,7 +11,7 @@ The simulation never multiplies by these ``N x N`` matrices: :func:`one_to_one_a
 
 from __future__ import annotations
 
-import tensorflow as tf
+from ._tf import tf
 
 
 def one_to_one(n: int, strength: float) -> tf.Tensor:
@@ -20,7 +20,7 @@ def one_to_one(n: int, strength: float) -> tf.Tensor:
 
 
 def hollow(n: int, strength: float) -> tf.Tensor:
-    """``[n, n]`` float32 matrix ``strength * (ones - I)``: zero diagonal, ``strength`` elsewhere."""
+    """``[n, n]`` float32 ``strength * (ones - I)``: zero diagonal, ``strength`` elsewhere."""
     return strength * (tf.ones([n, n]) - tf.eye(n))
 
 

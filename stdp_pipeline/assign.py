@@ -1,0 +1,95 @@
+"""Label assignment (Diehl & Cook): with learning off, present labelled digits, record each
+excitatory neuron's spike counts, and give each neuron the class to which it responds most.
+
+For counts ``X`` ``[M, N]`` (M digits, N neurons) and labels ``y`` ``[M]``::
+
+    rates[c, j]       = mean of X[m, j] over the digits m of class c        ([C, N])
+    classes[j]        = argmax_c rates[c, j]  (-1 for a neuron that never fired)
+    proportions[c, j] = rates[c, j] / sum_c' rates[c', j]                   (selectivity)
+
+The stage (:func:`run_assign`) presents the run's assignment slice (never test digits) and writes
+``assignments.npz`` with the counts, so evaluation and read-outs need not simulate them again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import PipelineError
+from .progress import Progress
+from .rundir import RunDir
+
+N_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Per-neuron class (``classes`` ``[N]`` int, -1 = silent), mean response per class
+    (``rates`` ``[C, N]``) and selectivity (``proportions`` ``[C, N]``, columns sum to 1 or 0)."""
+
+    classes: np.ndarray
+    rates: np.ndarray
+    proportions: np.ndarray
+
+
+def assign_labels(counts: np.ndarray, labels: np.ndarray, n_classes: int = N_CLASSES) -> Assignment:
+    """Assign each neuron the class with its highest mean spike count (see module docstring)."""
+    counts = np.asarray(counts, np.float64)
+    labels = np.asarray(labels).astype(np.int64)
+    if counts.ndim != 2 or counts.shape[0] != labels.shape[0]:
+        raise PipelineError(
+            f"spike counts of shape {counts.shape} do not match {labels.shape[0]} labels"
+        )
+    rates = np.zeros((n_classes, counts.shape[1]))
+    for c in range(n_classes):
+        members = labels == c
+        if members.any():
+            rates[c] = counts[members].mean(axis=0)
+    total = rates.sum(axis=0)
+    classes = np.where(total > 0, rates.argmax(axis=0), -1)
+    proportions = np.divide(rates, total, out=np.zeros_like(rates), where=total > 0)
+    return Assignment(classes.astype(np.int64), rates, proportions)
+
+
+def run_assign(run: RunDir, *, progress: bool | None = None) -> Assignment:
+    """The ``assign`` stage: present the assignment slice with learning off, assign labels.
+
+    Needs the ``train`` stage. Writes ``assignments.npz`` (``classes``, ``rates``,
+    ``proportions``, ``counts``, ``labels``, ``retries``)."""
+    from .network import SpikingNetwork
+
+    run.require("train", for_stage="assign")
+    config = run.config()
+    data = run.load_arrays("encoded/assign.npz", stage="encode")
+    net = SpikingNetwork(config, n_inputs=data["images"].shape[1])
+    net.set_state(run.load_arrays("model.npz", stage="train"))
+    images, indices, labels = data["images"], data["indices"], data["labels"]
+    with run.stage("assign") as record:
+        start = time.perf_counter()
+        with Progress(len(indices), "assign", enabled=progress) as bar:
+            counts, retries = net.respond(images, indices, "assign", progress=bar.update)
+        result = assign_labels(counts, labels)
+        run.save_arrays(
+            "assignments.npz",
+            {
+                "classes": result.classes,
+                "rates": result.rates,
+                "proportions": result.proportions,
+                "counts": counts,
+                "labels": labels,
+                "retries": retries,
+            },
+            compressed=True,
+        )
+        record.info.update(
+            digits=int(len(indices)),
+            simulate_s=round(time.perf_counter() - start, 3),
+            silent_neurons=int((result.classes < 0).sum()),
+            neurons_per_class=np.bincount(result.classes[result.classes >= 0], minlength=10)
+            .astype(int)
+            .tolist(),
+        )
+    return result
