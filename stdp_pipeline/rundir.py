@@ -449,7 +449,9 @@ def versions() -> dict[str, str | None]:
     }
     for module, dists in _DISTRIBUTIONS.items():
         loaded = sys.modules.get(module)
-        version = getattr(loaded, "__version__", None) if loaded is not None else None
+        version = None
+        if loaded is not None and module != "click":  # click deprecates its __version__
+            version = getattr(loaded, "__version__", None)
         for dist in dists if version is None else ():
             try:
                 version = importlib.metadata.version(dist)

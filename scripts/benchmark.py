@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Speed and memory of the simulation: training and inference digits/s at several network sizes.
+
+Uses the Diehl & Cook preset (0.5 ms steps, 350 ms presentations, trace STDP) on real MNIST
+digits; compilation is done before timing. Prints one table (pandas) with the machine it ran on.
+
+    python scripts/benchmark.py                       # 100, 400 and 1600 neurons
+    python scripts/benchmark.py --sizes 400 --train-digits 1000 --infer-digits 4000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import time
+
+import numpy as np
+import pandas as pd
+
+from stdp_pipeline import data
+from stdp_pipeline._tf import tf
+from stdp_pipeline.config import load_config
+from stdp_pipeline.network import SLOT_WIDTHS, SpikingNetwork
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench(n: int, images: np.ndarray, train_digits: int, infer_digits: int) -> dict:
+    cfg = load_config("diehl-cook-400", [f"network.n_excitatory={n}"])
+    net = SpikingNetwork(cfg)
+    t0 = time.perf_counter()
+    for width in SLOT_WIDTHS:
+        net._present_fn(width)(tf.fill([cfg.encoding.steps, width], net.n_inputs))
+    net.respond(images[:8], np.arange(8), "assign")
+    compile_s = time.perf_counter() - t0
+    net.set_state({"weights": np.asarray(net.weights.numpy()), "theta": net.theta.numpy() * 0 + 20})
+    t0 = time.perf_counter()
+    stats = net.train_chunk(images[:train_digits], np.arange(train_digits))
+    train_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    counts, _ = net.respond(images[:infer_digits], np.arange(infer_digits), "evaluate")
+    infer_s = time.perf_counter() - t0
+    return {
+        "neurons": n,
+        "train digits/s": round(train_digits / train_s, 1),
+        "inference digits/s": round(infer_digits / infer_s, 1),
+        "60k-digit epoch (min)": round(60000 / (train_digits / train_s) / 60, 1),
+        "spikes/digit (train)": round(float(stats.spikes.mean()), 1),
+        "spikes/digit (infer)": round(float(counts.sum(1).mean()), 1),
+        "compile s": round(compile_s, 1),
+        "peak RSS MiB": round(peak_rss_mib()),
+        "inference batch": net._batch_size(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 400, 1600])
+    parser.add_argument("--train-digits", type=int, default=500)
+    parser.add_argument("--infer-digits", type=int, default=2000)
+    parser.add_argument("--data-dir", default=None)
+    args = parser.parse_args()
+    images = data.load_split("mnist", "train", args.data_dir).images.reshape(-1, 784)
+    rows = [bench(n, images, args.train_digits, args.infer_digits) for n in args.sizes]
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or '?'}; "
+        f"Python {platform.python_version()}, TensorFlow {tf.__version__}"
+    )
+    print(
+        f"Diehl & Cook preset, dt 0.5 ms, 350 ms per digit; {args.train_digits} training "
+        f"digits (learning on, one by one), {args.infer_digits} inference digits (batched)"
+    )
+    print(pd.DataFrame(rows).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
