@@ -25,6 +25,7 @@ input currents of all steps computed by one sparse-dense product.
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -420,29 +421,40 @@ class SpikingNetwork(tf.Module):
         counts = np.zeros((total, self.n), np.float32)
         retries = np.zeros(total, np.int32)
         bs = self._batch_size()
-        for lo in range(0, total, bs):
-            hi = min(total, lo + bs)
-            todo = np.arange(lo, hi)
-            level = 0
-            while len(todo):
-                pad = bs - len(todo)
-                sel = np.concatenate([todo, np.full(pad, todo[0])]) if pad else todo
-                slots, _, _ = self._slots_fn(
-                    tf.constant(images[sel], tf.uint8),
-                    tf.constant(indices[sel], tf.int32),
-                    tf.constant(level),
-                    stage,
-                )
-                c = self._respond_fn(self._currents_fn(slots)).numpy()[: len(todo)]
-                counts[todo] = c
-                retries[todo] = level
-                quiet = c.sum(axis=1) < enc.min_spikes
-                if level >= enc.max_retries:
-                    break
-                todo = todo[quiet]
-                level += 1
-            if progress is not None:
-                progress(hi - lo)
+
+        def currents(todo: np.ndarray, level: int, width: int) -> tf.Tensor:
+            """Input currents of digits ``todo``, padded to ``width`` digits."""
+            sel = np.concatenate([todo, np.full(width - len(todo), todo[0])])
+            slots, _, _ = self._slots_fn(
+                tf.constant(images[sel], tf.uint8),
+                tf.constant(indices[sel], tf.int32),
+                tf.constant(level),
+                stage,
+            )
+            return self._currents_fn(slots)
+
+        batches = [np.arange(lo, min(total, lo + bs)) for lo in range(0, total, bs)]
+        # Drawing spikes and currents of the next batch overlaps the simulation of this one.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            ahead = pool.submit(currents, batches[0], 0, bs) if batches else None
+            for k, todo in enumerate(batches):
+                cur = ahead.result()
+                if k + 1 < len(batches):
+                    ahead = pool.submit(currents, batches[k + 1], 0, bs)
+                level = 0
+                while True:
+                    c = self._respond_fn(cur).numpy()[: len(todo)]
+                    counts[todo] = c
+                    retries[todo] = level
+                    todo = todo[c.sum(axis=1) < enc.min_spikes]
+                    if not len(todo) or level >= enc.max_retries:
+                        break
+                    level += 1
+                    # Retries are few: pad them to a power of two, not to a whole batch.
+                    width = min(bs, max(8, 1 << (len(todo) - 1).bit_length()))
+                    cur = currents(todo, level, width)
+                if progress is not None:
+                    progress(len(batches[k]))
         return counts, retries
 
     def _batch_size(self) -> int:
