@@ -58,7 +58,8 @@ def presentation_keys(
     ``epoch`` over the data (each pass over the training digits draws fresh spikes)."""
     if stage not in STAGE_IDS:
         raise ValueError(f"stage {stage!r}: must be one of {', '.join(STAGE_IDS)}")
-    base = hash32(tf.constant(seed * 16 + STAGE_IDS[stage], tf.int64))
+    seed_key = hash32(tf.constant(seed, tf.int64))  # seed < 2**31: a bijection, no collisions
+    base = hash32(seed_key ^ hash32(tf.constant(STAGE_IDS[stage] + 0x1000, tf.int64)))
     base = hash32(base ^ hash32(tf.cast(epoch, tf.int64) + 0x5BD1E995))
     idx = tf.cast(indices, tf.int64) * 256 + tf.cast(level, tf.int64)
     return hash32(base ^ hash32(idx))
@@ -85,9 +86,14 @@ def intensity_rates(
 
 def poisson_counts(lam: tf.Tensor, u: tf.Tensor) -> tf.Tensor:
     """Inverse-CDF Poisson draws: ``lam`` ``[B]`` means, ``u`` ``[B, T]`` uniforms -> ``[B, T]``
-    int32 counts. Counts above ``SLOTS`` come out as ``SLOTS + 1`` (and are then dropped)."""
-    k = tf.range(SLOTS + 1, dtype=tf.float32)
-    lam = tf.maximum(tf.cast(lam, tf.float32), 1e-30)[:, None]
+    int32 counts, ``min{k : CDF(k) > u}``. The CDF table reaches 12 standard deviations past the
+    largest mean (at least ``SLOTS + 1`` entries), so counts are exact far beyond ``SLOTS``."""
+    lam = tf.maximum(tf.cast(lam, tf.float32), 1e-30)
+    top = tf.reduce_max(lam)
+    reach = tf.cast(tf.math.ceil(top + 12.0 * tf.sqrt(top) + 12.0), tf.int32)
+    size = tf.maximum(SLOTS + 1, reach)
+    k = tf.range(size, dtype=tf.float32)
+    lam = lam[:, None]
     cdf = tf.cumsum(tf.exp(k * tf.math.log(lam) - lam - tf.math.lgamma(k + 1.0)), axis=1)
     return tf.reduce_sum(tf.cast(u[:, :, None] >= cdf[:, None, :], tf.int32), axis=2)
 
@@ -129,7 +135,9 @@ def batch_slots(
     b = tf.shape(images)[0]
     values = tf.reshape(u * total[:, None, None], [b, -1])
     src = tf.searchsorted(cdf, values, side="right", out_type=tf.int32)
-    src = tf.reshape(tf.minimum(src, n_inputs - 1), tf.shape(u))
+    # u * total can round up to total in float32: such a spike belongs to the last lit pixel.
+    last_lit = tf.searchsorted(cdf, total[:, None], side="left", out_type=tf.int32)
+    src = tf.reshape(tf.minimum(src, last_lit), tf.shape(u))
     valid = tf.range(width)[None, None, :] < counts[:, :, None]
     return tf.where(valid, src, n_inputs), dropped, busiest
 

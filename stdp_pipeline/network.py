@@ -11,8 +11,8 @@ Layers per step (``dt``), in Brian's order: integrate, threshold, reset, then de
 of the step (they act from the next step)::
 
     exc:  conductance_step(..., threshold = v_thresh - theta_offset + theta)
-    inh:  conductance_step(...)
     ge_exc += sum of W rows of the inputs that spiked          (input -> excitatory, plastic)
+    inh:  conductance_step(...)
     ge_inh += exc_to_inh_weight * s_exc                        (one-to-one)
     gi_exc += inh_to_exc_weight * (sum(s_inh) - s_inh)         (hollow)
 

@@ -11,7 +11,8 @@ Writes:
   dropped input spikes);
 * ``train_curve.csv``: one row per chunk (position, digits/s, mean spikes, mean theta, weight
   statistics);
-* ``checkpoints/ckpt-<position>.npz`` every ``train.checkpoint_every`` digits (atomic).
+* ``checkpoints/ckpt-<position>.npz`` every ``train.checkpoint_every`` digits (atomic);
+* ``tensorboard/``: the chunk scalars as TensorBoard summaries (``tensorboard --logdir results``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def run_train(
     progress: bool | None = None,
 ) -> dict:
     """Train the network of ``run`` (needs the ``encode`` stage). Returns the stage summary."""
+    from ._tf import tf
     from .network import SpikingNetwork
 
     run.require("encode", for_stage="train")
@@ -91,7 +93,8 @@ def run_train(
             path.unlink()  # a fresh training run starts a fresh series of checkpoints
     chunk = config.train.chunk_digits
     every = config.train.checkpoint_every
-    with run.stage("train") as record:
+    writer = tf.summary.create_file_writer(str(run.file("tensorboard")))
+    with run.stage("train") as record, writer.as_default():
         t0 = time.perf_counter()
         with Progress(total, "train", enabled=progress) as bar:
             bar.update(start)
@@ -122,6 +125,9 @@ def run_train(
                     }
                 )
                 p = stop
+                for key, value in curve[-1].items():
+                    if key not in ("position", "epoch"):
+                        tf.summary.scalar(f"train/{key}", value, step=p)
                 bar.update(
                     len(stats.spikes),
                     spikes=f"{stats.spikes.mean():.1f}",
@@ -130,6 +136,7 @@ def run_train(
                 if p % every == 0 and p < total:
                     _checkpoint(run, state, p, schedule, log, curve)
         wall = time.perf_counter() - t0
+        writer.flush()
         run.save_arrays("model.npz", net.get_state())
         positions = np.arange(total)
         frame = pd.DataFrame(

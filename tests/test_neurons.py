@@ -71,7 +71,9 @@ def _reference_driven(steps, thr, drive, p=EXC, dt=DT):
     for _ in range(steps):
         refractory = since < p.refractory_ms
         if not refractory:
-            v = v + dt / p.tau_mem_ms * ((p.v_rest_mv - v) + ge * (p.e_exc_mv - v) + gi * (p.e_inh_mv - v))
+            v = v + dt / p.tau_mem_ms * (
+                (p.v_rest_mv - v) + ge * (p.e_exc_mv - v) + gi * (p.e_inh_mv - v)
+            )
         ge, gi = ge * np.exp(-dt / p.tau_ge_ms), gi * np.exp(-dt / p.tau_gi_ms)
         since += dt
         fired = v > thr and since >= max(p.block_ms, p.refractory_ms)
@@ -145,7 +147,7 @@ def _run_current(p, current, thr, steps, dt=1.0):
 
 
 def test_current_step_pinned_trajectory():
-    """v <- v + dt/tau (-leak v + R I) with dt/tau = 0.1, I = 1: 0.1, 0.19, 0.271, spike, reset 0."""
+    """v <- v + dt/tau (-leak v + R I), dt/tau = 0.1, I = 1: 0.1, 0.19, 0.271, spike, reset 0."""
     vs, spikes = _run_current(CUR, 1.0, 0.3, 8)
     # 0.271 + 0.1 * (1 - 0.271) = 0.3439 > 0.3: spike, reset to 0
     np.testing.assert_allclose(vs, [0.1, 0.19, 0.271, 0.0, 0.1, 0.19, 0.271, 0.0], atol=1e-6)
