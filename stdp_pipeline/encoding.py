@@ -20,6 +20,8 @@ Shapes: ``B`` digits, ``T`` steps per presentation, ``K`` spike slots per step, 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ._tf import tf
@@ -98,6 +100,74 @@ def poisson_counts(lam: tf.Tensor, u: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.cast(u[:, :, None] >= cdf[:, None, :], tf.int32), axis=2)
 
 
+class Events(NamedTuple):
+    """Input spikes of a batch of presentations as a flat event list, ordered by digit, step and
+    slot. ``segment`` ``[E]``: ``b * T + t``; ``slot`` ``[E]``: position ``k`` within the step;
+    ``source`` ``[E]``: input index; ``dropped`` ``[B]``: spikes beyond ``SLOTS`` in a step;
+    ``busiest`` ``[B]``: each digit's most spikes in one step."""
+
+    segment: tf.Tensor
+    slot: tf.Tensor
+    source: tf.Tensor
+    dropped: tf.Tensor
+    busiest: tf.Tensor
+
+
+def _uniform_at(keys: tf.Tensor, stream: int, counters: tf.Tensor) -> tf.Tensor:
+    """Elementwise form of :func:`uniforms`: ``keys`` and ``counters`` of the same shape."""
+    x = hash32(tf.cast(keys, tf.int64) ^ hash32(tf.cast(counters, tf.int64) + (stream << 28)))
+    x = hash32(x + 0x9E3779B9)
+    return tf.cast(tf.bitwise.right_shift(x, 8), tf.float32) * (1.0 / (1 << 24))
+
+
+def batch_events(
+    images: tf.Tensor,
+    keys: tf.Tensor,
+    *,
+    rate_max_hz: float,
+    dt_ms: float,
+    steps: int,
+    level: tf.Tensor | int = 0,
+    retry_rate_step_hz: float = 0.0,
+) -> Events:
+    """Draw one presentation of each digit of a batch, as events (see :class:`Events`).
+
+    Args:
+      images: ``[B, P]`` uint8 intensities. ``keys``: ``[B]`` from :func:`presentation_keys`.
+      rate_max_hz, level, retry_rate_step_hz: the rate code (see :func:`intensity_rates`).
+      dt_ms: step length, ms. steps: ``T``.
+
+    Step ``t`` of digit ``b`` holds ``n_bt ~ Poisson(dt * sum_i r_bi)`` spikes (at most ``SLOTS``);
+    spike ``k`` of the step comes from input ``searchsorted(cdf_b, u * total_b)`` with ``u`` the
+    uniform number ``t * SLOTS + k`` of stream 2 of the digit's key. Only the ``E`` spikes that
+    occur are drawn: no random number is spent on empty slots.
+    """
+    rates = intensity_rates(images, rate_max_hz, level, retry_rate_step_hz)
+    cdf = tf.cumsum(rates, axis=1)
+    total = cdf[:, -1]
+    counts = poisson_counts(total * (dt_ms / 1000.0), uniforms(keys, 1, tf.range(steps)))
+    dropped = tf.reduce_sum(tf.maximum(counts - SLOTS, 0), axis=1)
+    counts = tf.minimum(counts, SLOTS)
+    b = tf.shape(images)[0]
+    flat = tf.reshape(counts, [-1])
+    n_events = tf.reduce_sum(flat)
+    segment = tf.repeat(tf.range(b * steps), flat)
+    slot = tf.range(n_events) - tf.gather(tf.cumsum(flat, exclusive=True), segment)
+    digit = segment // steps
+    u = _uniform_at(tf.gather(keys, digit), 2, (segment % steps) * SLOTS + slot)
+    value = u * tf.gather(total, digit)
+    # Search each digit's own CDF: lay the values out as [B, most events of a digit].
+    per_digit = tf.reduce_sum(counts, axis=1)
+    rank = tf.range(n_events) - tf.gather(tf.cumsum(per_digit, exclusive=True), digit)
+    where = tf.stack([digit, rank], axis=1)
+    table = tf.scatter_nd(where, value, tf.stack([b, tf.maximum(tf.reduce_max(per_digit), 1)]))
+    found = tf.gather_nd(tf.searchsorted(cdf, table, side="right", out_type=tf.int32), where)
+    # u * total can round up to total in float32: such a spike belongs to the last lit pixel.
+    last_lit = tf.searchsorted(cdf, total[:, None], side="left", out_type=tf.int32)[:, 0]
+    source = tf.minimum(found, tf.gather(last_lit, digit))
+    return Events(segment, slot, source, dropped, tf.reduce_max(counts, axis=1))
+
+
 def batch_slots(
     images: tf.Tensor,
     keys: tf.Tensor,
@@ -108,38 +178,29 @@ def batch_slots(
     level: tf.Tensor | int = 0,
     retry_rate_step_hz: float = 0.0,
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Draw one presentation of each digit of a batch.
-
-    Args:
-      images: ``[B, P]`` uint8 intensities. ``keys``: ``[B]`` from :func:`presentation_keys`.
-      rate_max_hz, level, retry_rate_step_hz: the rate code (see :func:`intensity_rates`).
-      dt_ms: step length, ms. steps: ``T``.
+    """The events of :func:`batch_events` laid out per step, for the learning simulation.
 
     Returns:
       ``slots`` ``[B, T, K]`` int32 input indices (``P`` where empty), ``K`` the most spikes of any
-      step of the batch (at most ``SLOTS``); ``dropped`` ``[B]`` spikes beyond ``SLOTS``;
-      ``busiest`` ``[B]`` each digit's most spikes in one step. The slot at ``(b, t, k)`` does not
-      depend on ``K`` or on the other digits of the batch.
+      step of the batch (at least 1); ``dropped`` ``[B]`` spikes beyond ``SLOTS``; ``busiest``
+      ``[B]`` each digit's most spikes in one step. The slot at ``(b, t, k)`` does not depend on
+      ``K`` or on the other digits of the batch.
     """
-    n_inputs = images.shape[-1]
-    rates = intensity_rates(images, rate_max_hz, level, retry_rate_step_hz)
-    cdf = tf.cumsum(rates, axis=1)
-    total = cdf[:, -1]
-    counts = poisson_counts(total * (dt_ms / 1000.0), uniforms(keys, 1, tf.range(steps)))
-    dropped = tf.reduce_sum(tf.maximum(counts - SLOTS, 0), axis=1)
-    counts = tf.minimum(counts, SLOTS)
-    busiest = tf.reduce_max(counts, axis=1)
-    width = tf.maximum(tf.reduce_max(busiest), 1)
-    counters = tf.range(steps)[:, None] * SLOTS + tf.range(width)[None, :]
-    u = uniforms(keys, 2, counters)  # [B, T, K]
+    ev = batch_events(
+        images,
+        keys,
+        rate_max_hz=rate_max_hz,
+        dt_ms=dt_ms,
+        steps=steps,
+        level=level,
+        retry_rate_step_hz=retry_rate_step_hz,
+    )
     b = tf.shape(images)[0]
-    values = tf.reshape(u * total[:, None, None], [b, -1])
-    src = tf.searchsorted(cdf, values, side="right", out_type=tf.int32)
-    # u * total can round up to total in float32: such a spike belongs to the last lit pixel.
-    last_lit = tf.searchsorted(cdf, total[:, None], side="left", out_type=tf.int32)
-    src = tf.reshape(tf.minimum(src, last_lit), tf.shape(u))
-    valid = tf.range(width)[None, None, :] < counts[:, :, None]
-    return tf.where(valid, src, n_inputs), dropped, busiest
+    width = tf.maximum(tf.reduce_max(ev.busiest), 1)
+    flat_index = ev.segment * width + ev.slot
+    slots = tf.fill([b * steps * width], tf.constant(images.shape[-1], tf.int32))
+    slots = tf.tensor_scatter_nd_update(slots, flat_index[:, None], ev.source)
+    return tf.reshape(slots, [b, steps, width]), ev.dropped, ev.busiest
 
 
 def raster(slots: np.ndarray, n_inputs: int) -> np.ndarray:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
+import os
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -369,17 +370,27 @@ class SpikingNetwork(tf.Module):
 
     # ------------------------------------------------------------------------------------------
     # inference: batched, learning off, learned state read only
-    def _input_currents(self, slots: tf.Tensor) -> tf.Tensor:
-        """Input currents ``[B, T, N]`` of a batch of spike slots ``[B, T, K]``: one sparse-dense
-        product of the batch's input spikes (``B*T x P``, about 3 nonzeros a row) with the
-        weights. Weights are fixed during inference, so this is exact."""
-        b, t, k = tf.unstack(tf.shape(slots))
-        flat = tf.reshape(slots, [-1])
-        keep = flat < self.n_inputs
-        rows = tf.boolean_mask(tf.repeat(tf.range(b * t), k), keep)  # sorted step ids
-        cur = tf.sparse.segment_sum(
-            self.weights, tf.boolean_mask(flat, keep), rows, num_segments=b * t
+    def _input_currents(
+        self, images: tf.Tensor, indices: tf.Tensor, level: tf.Tensor, stage: str
+    ) -> tf.Tensor:
+        """Input currents ``[B, T, N]`` of a batch of digits: their input spike events (see
+        :func:`encoding.batch_events`) summed per step through the weights: a sorted sparse
+        segment sum of weight rows, ``cur[b*T + t] = sum of W[source] over the events of step t of
+        digit b`` (``X @ W`` for the ``[B*T, P]`` spike counts ``X``, about 3 nonzeros a row).
+        Weights are fixed during inference, so this is exact."""
+        enc = self.config.encoding
+        keys = encoding.presentation_keys(self.config.seed, stage, indices, level)
+        ev = encoding.batch_events(
+            images,
+            keys,
+            rate_max_hz=enc.rate_max_hz,
+            dt_ms=enc.dt_ms,
+            steps=enc.steps,
+            level=level,
+            retry_rate_step_hz=enc.retry_rate_step_hz,
         )
+        b, t = tf.shape(images)[0], enc.steps
+        cur = tf.sparse.segment_sum(self.weights, ev.source, ev.segment, num_segments=b * t)
         return tf.reshape(cur, [b, t, self.n])
 
     def _respond(self, currents: tf.Tensor) -> tf.Tensor:
@@ -425,40 +436,46 @@ class SpikingNetwork(tf.Module):
         def currents(todo: np.ndarray, level: int, width: int) -> tf.Tensor:
             """Input currents of digits ``todo``, padded to ``width`` digits."""
             sel = np.concatenate([todo, np.full(width - len(todo), todo[0])])
-            slots, _, _ = self._slots_fn(
+            return self._currents_fn(
                 tf.constant(images[sel], tf.uint8),
                 tf.constant(indices[sel], tf.int32),
                 tf.constant(level),
                 stage,
             )
-            return self._currents_fn(slots)
+
+        def simulate(todo: np.ndarray) -> int:
+            """One batch, with the retries of its quiet digits; fills counts and retries."""
+            cur = currents(todo, 0, bs)
+            level = 0
+            done = len(todo)
+            while True:
+                c = self._respond_fn(cur).numpy()[: len(todo)]
+                counts[todo] = c
+                retries[todo] = level
+                todo = todo[c.sum(axis=1) < enc.min_spikes]
+                if not len(todo) or level >= enc.max_retries:
+                    return done
+                level += 1
+                # Retries are few: pad them to a power of two, not to a whole batch.
+                width = min(bs, max(8, 1 << (len(todo) - 1).bit_length()))
+                cur = currents(todo, level, width)
 
         batches = [np.arange(lo, min(total, lo + bs)) for lo in range(0, total, bs)]
-        # Drawing spikes and currents of the next batch overlaps the simulation of this one.
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            ahead = pool.submit(currents, batches[0], 0, bs) if batches else None
-            for k, todo in enumerate(batches):
-                cur = ahead.result()
-                if k + 1 < len(batches):
-                    ahead = pool.submit(currents, batches[k + 1], 0, bs)
-                level = 0
-                while True:
-                    c = self._respond_fn(cur).numpy()[: len(todo)]
-                    counts[todo] = c
-                    retries[todo] = level
-                    todo = todo[c.sum(axis=1) < enc.min_spikes]
-                    if not len(todo) or level >= enc.max_retries:
-                        break
-                    level += 1
-                    # Retries are few: pad them to a power of two, not to a whole batch.
-                    width = min(bs, max(8, 1 << (len(todo) - 1).bit_length()))
-                    cur = currents(todo, level, width)
+        # Batches are independent: two at a time keep both cores of a small machine busy
+        # (each compiled simulation runs on one thread).
+        with concurrent.futures.ThreadPoolExecutor(max_workers=self._workers()) as pool:
+            for done in pool.map(simulate, batches):
                 if progress is not None:
-                    progress(len(batches[k]))
+                    progress(done)
         return counts, retries
+
+    @staticmethod
+    def _workers() -> int:
+        """Inference threads: one per core, at most 4."""
+        return max(1, min(4, os.cpu_count() or 1))
 
     def _batch_size(self) -> int:
         """Digits per inference batch: ``evaluate.batch_digits``, capped so that the currents
-        ``[B, T, N]`` take at most 256 MiB."""
+        ``[B, T, N]`` of one batch take at most 128 MiB."""
         per_digit = self.config.encoding.steps * self.n * 4
-        return max(1, min(self.config.evaluate.batch_digits, (256 << 20) // per_digit))
+        return max(1, min(self.config.evaluate.batch_digits, (128 << 20) // per_digit))
