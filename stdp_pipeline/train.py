@@ -127,7 +127,7 @@ def run_train(
                 p = stop
                 for key, value in curve[-1].items():
                     if key not in ("position", "epoch"):
-                        tf.summary.scalar(f"train/{key}", value, step=p)
+                        _scalar_summary(tf, f"train/{key}", value, p)
                 bar.update(
                     len(stats.spikes),
                     spikes=f"{stats.spikes.mean():.1f}",
@@ -163,6 +163,18 @@ def run_train(
         }
         record.info.update({k: v for k, v in summary.items() if k != "wall_s"})
     return summary
+
+
+def _scalar_summary(tf, tag: str, value: float, step: int) -> None:
+    """Write one TensorBoard scalar. The summary metadata is built from TensorFlow's own protos,
+    so no ``tensorboard`` package is needed to write it (only to view it)."""
+    from tensorflow.core.framework import summary_pb2
+
+    meta = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
+        data_class=summary_pb2.DATA_CLASS_SCALAR,
+    )
+    tf.summary.write(tag, tf.constant(value, tf.float32), step=step, metadata=meta)
 
 
 def _checkpoint(

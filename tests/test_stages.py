@@ -164,6 +164,15 @@ def test_tiny_run_end_to_end_writes_every_artefact(tiny_run):
 
     with Image.open(tiny_run / "confusion.png") as img:
         assert img.size[0] > 300 and img.size[1] > 300
+    from stdp_pipeline._tf import tf
+
+    (events,) = (tiny_run / "tensorboard").iterdir()
+    tags = {
+        (v.tag, v.metadata.plugin_data.plugin_name)
+        for e in tf.compat.v1.train.summary_iterator(str(events))
+        for v in e.summary.value
+    }
+    assert ("train/spikes_mean", "scalars") in tags and ("train/theta_mean", "scalars") in tags
     log = (tiny_run / "train_log.csv").read_text().splitlines()
     assert log[0] == "position,epoch,index,label,spikes,retries,dropped"
     assert len(log) == 41
