@@ -6,37 +6,17 @@ A :class:`~stdp_pipeline.errors.PipelineError` leaves as ``Error: <one line>`` w
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from . import __version__
+from .cli_common import CONTEXT, friendly
 from .cli_data import data
-from .errors import PipelineError
-
-
-class StageError(click.ClickException):
-    """A user error as click shows it: ``Error: <one line>``, exit status 2."""
-
-    exit_code = 2
-
-
-def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn library errors into one-line click errors (no traceback)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except PipelineError as err:
-            raise StageError(" ".join(str(err).split())) from None
-
-    return wrapper
+from .cli_report import compare, curves, fields, reconstruct
 
 
 def _progress(ctx: click.Context) -> bool | None:
@@ -66,7 +46,7 @@ _DATA_DIR = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="stdp-pipeline")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.pass_context
@@ -75,11 +55,16 @@ def main(ctx: click.Context, quiet: bool) -> None:
 
     \b
     Stages, each reading and writing one run directory:
-      encode    resolve the config, select the digits, store what the network sees
-      train     learn without labels (STDP), with checkpoints and --resume
-      assign    give each neuron the class it answers most (learning off)
-      evaluate  classify the test digits; write metrics.json and a confusion matrix
-      run       all of the above in order
+      encode       resolve the config, select the digits, store what the network sees
+      train        learn without labels (STDP), with checkpoints and --resume
+      assign       give each neuron the class it answers most (learning off)
+      evaluate     classify the test digits; metrics.json and a confusion matrix
+      fields       every neuron's receptive field in a grid (also per checkpoint)
+      reconstruct  rebuild test digits from the spike responses
+      curves       learning curves from the training log
+      run          all of the above in order
+    And across runs:
+      compare      the accuracy table against published results
 
     \b
     Examples:
@@ -96,6 +81,8 @@ def main(ctx: click.Context, quiet: bool) -> None:
 
 
 main.add_command(data)
+for _command in (fields, reconstruct, curves, compare):
+    main.add_command(_command)
 
 
 @main.group()
@@ -126,7 +113,7 @@ def config_presets() -> None:
 @config.command("show")
 @click.argument("source", metavar="PRESET|FILE")
 @_SET
-@_friendly
+@friendly
 def config_show(source: str, overrides: tuple[str, ...]) -> None:
     """Print the resolved config (a preset or file plus --set overrides) as TOML."""
     from .config import load_config, to_toml
@@ -153,7 +140,7 @@ def config_keys() -> None:
 @_SET
 @_DATA_DIR
 @click.pass_context
-@_friendly
+@friendly
 def encode(
     ctx: click.Context,
     run_dir: Path,
@@ -200,7 +187,7 @@ def encode(
     help="Continue from the newest checkpoint; ends with the same weights as an uninterrupted run.",
 )
 @click.pass_context
-@_friendly
+@friendly
 def train(
     ctx: click.Context, run_dir: Path, epochs: int | None, limit: int | None, resume: bool
 ) -> None:
@@ -231,7 +218,7 @@ def train(
 @main.command()
 @_RUN_DIR
 @click.pass_context
-@_friendly
+@friendly
 def assign(ctx: click.Context, run_dir: Path) -> None:
     """Assign each neuron the class it responds to most (learning off).
 
@@ -258,7 +245,7 @@ def assign(ctx: click.Context, run_dir: Path) -> None:
 @main.command()
 @_RUN_DIR
 @click.pass_context
-@_friendly
+@friendly
 def evaluate(ctx: click.Context, run_dir: Path) -> None:
     """Classify the test digits by the assigned neurons' votes.
 
@@ -298,7 +285,7 @@ def run_all(
     epochs: int | None,
     limit: int | None,
 ) -> None:
-    """Run every stage in order: encode, train, assign, evaluate.
+    """Run every stage in order: encode, train, assign, evaluate, fields, reconstruct, curves.
 
     \b
     Examples:
@@ -311,6 +298,10 @@ def run_all(
     ctx.invoke(train, run_dir=run_dir, epochs=epochs, limit=limit, resume=False)
     ctx.invoke(assign, run_dir=run_dir)
     ctx.invoke(evaluate, run_dir=run_dir)
+    ctx.invoke(fields, run_dir=run_dir, sort=None, checkpoint=None, all_checkpoints=False,
+               max_neurons=1600)  # fmt: skip
+    ctx.invoke(reconstruct, run_dir=run_dir, digits=16, scale="range")
+    ctx.invoke(curves, run_dir=run_dir)
 
 
 if __name__ == "__main__":  # pragma: no cover

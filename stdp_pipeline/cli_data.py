@@ -12,19 +12,10 @@ import click
 import pandas as pd
 
 from . import data as data_lib
+from .cli_common import one_line
 from .errors import PipelineError
 
 __all__ = ["data"]
-
-
-class DataCommandError(click.ClickException):
-    """A :class:`PipelineError` as click shows it: ``Error: <one line>``, exit status 2."""
-
-    exit_code = 2
-
-
-def _one_line(err: Exception) -> DataCommandError:
-    return DataCommandError(" ".join(str(err).split("\n")))
 
 
 _DATASET_OPTION = click.option(
@@ -99,7 +90,7 @@ def fetch_cmd(dataset: str, data_dir: Path | None, timeout_s: float, quiet: bool
     try:
         folder = data_lib.fetch(dataset, data_dir, timeout_s=timeout_s, progress=not quiet)
     except PipelineError as err:
-        raise _one_line(err) from None
+        raise one_line(err) from None
     click.echo(f"{dataset}: all {len(data_lib.DATASETS[dataset].files)} files ok in {folder}")
 
 
@@ -186,6 +177,6 @@ def check_cmd(dataset: str, data_dir: Path | None) -> None:
             )
         stats = data_lib.summary(dataset, data_dir)
     except PipelineError as err:
-        raise _one_line(err) from None
+        raise one_line(err) from None
     click.echo("")
     click.echo(_summary_table(stats))

@@ -177,13 +177,19 @@ class NetworkConfig(_Section):
 
     Excitatory -> inhibitory is one-to-one (identity times ``exc_to_inh_weight``); inhibitory ->
     excitatory is hollow (ones minus identity, times ``inh_to_exc_weight``): an inhibitory neuron
-    inhibits every excitatory neuron but its own partner.
+    inhibits every excitatory neuron but its own partner. ``inhibition = false`` removes both.
+
+    With image patches (``encoding.patch_size_px < 28``), ``patch_groups = "separate"`` gives each
+    patch position its own group of ``n_excitatory / positions`` neurons (its own weights and
+    inhibition); ``"shared"`` has one group of ``n_excitatory`` neurons learn from every position
+    (weights shared, each position simulated with its own voltages and inhibition).
     """
 
     _section = "network"
     n_excitatory: int = _num(400, gt=0, le=100000)
     neuron: Literal["conductance", "current"] = "conductance"
     inhibition: bool = True
+    patch_groups: Literal["separate", "shared"] = "separate"
     exc_to_inh_weight: float = _num(10.4, ge=0)
     inh_to_exc_weight: float = _num(17.0, ge=0)
 
@@ -351,9 +357,17 @@ class ExperimentConfig:
             raise PipelineError(f"seed = {self.seed!r}: must be an integer >= 0")
         if self.seed >= 2**31:
             raise PipelineError(f"seed = {self.seed!r}: must be < 2**31")
-        if self.network.neuron == "current" and self.learning.rule == "trace":
-            # Allowed: the learning rule does not depend on the neuron model.
-            pass
+        enc = self.encoding
+        if enc.patch_size_px < 28 and self.network.patch_groups == "separate":
+            from .patches import patch_positions
+
+            groups = len(patch_positions(enc.patch_size_px, enc.patch_stride_px))
+            if self.network.n_excitatory % groups:
+                raise PipelineError(
+                    f"network.n_excitatory = {self.network.n_excitatory}: must be a multiple of "
+                    f"the {groups} patch positions ({enc.patch_size_px} px patches, stride "
+                    f"{enc.patch_stride_px}) to give each its own group"
+                )
 
     # --- conversions -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import encoding, learning, neurons, wiring
+from . import encoding, learning, neurons, patches, wiring
 from ._tf import tf
 from .config import ExperimentConfig
 
@@ -61,19 +61,55 @@ class SpikingNetwork(tf.Module):
     def __init__(self, config: ExperimentConfig, n_inputs: int = 784) -> None:
         super().__init__(name="spiking_network")
         self.config = config
-        self.n_inputs = n_inputs
-        self.n = config.network.n_excitatory
-        lc = config.learning
-        rng = tf.random.stateless_uniform(
-            [n_inputs, self.n], seed=[config.seed, 7919], maxval=lc.w_init_max
+        self.n_inputs = n_inputs  # pixels of the image
+        enc, net, lc = config.encoding, config.network, config.learning
+        side = int(round(math.sqrt(n_inputs)))
+        self.patched = enc.patch_size_px < side
+        if self.patched:
+            positions = patches.patch_positions(enc.patch_size_px, enc.patch_stride_px, side)
+            self.n_groups = len(positions)
+            self.patch_inputs = enc.patch_size_px**2
+            self.shared = net.patch_groups == "shared"
+            self.group_size = (
+                net.n_excitatory if self.shared else net.n_excitatory // len(positions)
+            )
+            pixel_of = np.arange(n_inputs).reshape(side, side)
+            rows = np.stack([
+                pixel_of[r : r + enc.patch_size_px, c : c + enc.patch_size_px].ravel()
+                for r, c in positions
+            ])  # fmt: skip
+        else:
+            self.n_groups, self.patch_inputs, self.shared = 1, n_inputs, False
+            self.group_size = net.n_excitatory
+            rows = np.arange(n_inputs)[None, :]
+        g, p = self.n_groups, self.patch_inputs
+        self.weight_groups = 1 if self.shared else g
+        #: ``[G, P+1]`` image pixel of each patch row (row ``P``: the padding pixel ``n_inputs``).
+        self._pixel_of_row = tf.constant(np.concatenate([rows, np.full((g, 1), n_inputs)], 1),
+                                         tf.int32)  # fmt: skip
+        local = np.full((g, n_inputs + 1), p, np.int32)
+        for group in range(g):
+            local[group, rows[group]] = np.arange(p)
+        #: ``[G, n_inputs+1]`` row of each image pixel in each patch (``P`` where outside).
+        self._row_of_pixel = tf.constant(local)
+        #: ``[G]`` weight group simulated at each position (all 0 when shared).
+        self._wgroup = tf.constant(np.zeros(g) if self.shared else np.arange(g), tf.int32)
+        #: Excitatory outputs per digit: ``G * group size`` (group-major).
+        self.n = g * self.group_size
+        shape = (
+            [p, self.group_size] if not self.patched else [self.weight_groups, p, self.group_size]
         )
+        rng = tf.random.stateless_uniform(shape, seed=[config.seed, 7919], maxval=lc.w_init_max)
         self.weights = tf.Variable(rng, name="weights", trainable=False)
         theta0 = (
             config.excitatory.theta_init_mv
-            if config.network.neuron == "conductance"
+            if net.neuron == "conductance"
             else config.current_lif.thr_init
         )
-        self.theta = tf.Variable(tf.fill([self.n], theta0), name="theta", trainable=False)
+        theta_shape = (
+            [self.group_size] if not self.patched else [self.weight_groups, self.group_size]
+        )
+        self.theta = tf.Variable(tf.fill(theta_shape, theta0), name="theta", trainable=False)
         self._present_cache: dict[int, tf.types.experimental.GenericFunction] = {}
         self._slots_fn = tf.function(self._slots, reduce_retracing=True)
         self._currents_fn = tf.function(self._input_currents, reduce_retracing=True)
@@ -82,13 +118,31 @@ class SpikingNetwork(tf.Module):
     # ------------------------------------------------------------------------------------------
     # learned state
     def get_state(self) -> dict[str, np.ndarray]:
-        """Learned state as numpy arrays: ``weights`` ``[P, N]``, ``theta`` ``[N]``."""
+        """Learned state as numpy arrays: ``weights`` ``[P, N]`` and ``theta`` ``[N]`` for whole
+        digits; ``[Gw, P, Ng]`` and ``[Gw, Ng]`` for patched models (``Gw`` weight groups: one
+        per patch position, or 1 when shared)."""
         return {"weights": self.weights.numpy(), "theta": self.theta.numpy()}
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         """Load learned state saved by :meth:`get_state`."""
         self.weights.assign(np.asarray(state["weights"], np.float32))
         self.theta.assign(np.asarray(state["theta"], np.float32))
+
+    def _w3(self) -> tf.Tensor:
+        """Weights as ``[Gw, P, Ng]`` whatever the model."""
+        return tf.reshape(self.weights, [self.weight_groups, self.patch_inputs, self.group_size])
+
+    def _theta2(self) -> tf.Tensor:
+        """Thresholds as ``[Gw, Ng]``."""
+        return tf.reshape(self.theta, [self.weight_groups, self.group_size])
+
+    def _per_position(self, x: tf.Tensor) -> tf.Tensor:
+        """``[Gw, ...]`` learned values as seen by each of the ``G`` positions."""
+        return tf.gather(x, self._wgroup) if self.shared else x
+
+    def _per_weight_group(self, x: tf.Tensor) -> tf.Tensor:
+        """Sum ``[G, ...]`` per-position values into their ``Gw`` weight groups."""
+        return tf.reduce_sum(x, axis=0, keepdims=True) if self.shared else x
 
     # ------------------------------------------------------------------------------------------
     # model pieces
@@ -201,71 +255,91 @@ class SpikingNetwork(tf.Module):
         )
 
     def _present_learning(self, slots: tf.Tensor) -> tf.Tensor:
-        """One presentation with plasticity; ``slots`` ``[T, K]`` input indices (``P`` = none).
+        """One presentation with plasticity; ``slots`` ``[T, K]`` image pixels that spiked at each
+        step (``n_inputs`` = none).
 
         Normalises the weight columns, runs ``T`` steps with event-driven STDP, and writes the
-        new ``weights`` and ``theta`` back. Returns the excitatory spike counts ``[N]``.
+        new ``weights`` and ``theta`` back. Returns the excitatory spike counts ``[G * Ng]``.
 
-        The steps run in an inner loop that stops at the first step with an excitatory spike;
-        the outer loop then applies the postsynaptic updates of that step, column by column, and
-        resumes. Steps without a postsynaptic spike (nearly all) thus carry no conditional.
+        All ``G`` patch groups run together (``G = 1`` for whole digits): a step gathers, per
+        group, the weight rows of the pixels that spiked inside its patch. The steps run in an
+        inner loop that stops at the first step with an excitatory spike; the outer loop then
+        applies the postsynaptic updates of that step, column by column, and resumes. Steps
+        without a postsynaptic spike (nearly all) thus carry no conditional.
         """
         cfg = self.config
         enc, lc = cfg.encoding, cfg.learning
-        dt, steps, n, p = enc.dt_ms, enc.steps, self.n, self.n_inputs
+        dt, steps = enc.dt_ms, enc.steps
+        g, p, ng, pix = self.n_groups, self.patch_inputs, self.group_size, self.n_inputs
         trace = lc.rule == "trace"
         d1 = math.exp(-dt / lc.tau_post1_ms)
         d2 = math.exp(-dt / lc.tau_post2_ms)
-        not_pad = tf.concat([tf.ones([p]), tf.zeros([1])], axis=0)
+        not_pad = tf.concat([tf.ones([pix]), tf.zeros([1])], axis=0)  # per image pixel
         rows_p1 = tf.range(p + 1)
+        wgroup = self._wgroup
 
         def column_update(cols, factor, post2_j):
-            """New values of the weight columns ``cols`` ``[P+1, M]`` of neurons that fired."""
+            """New values of the weight column ``cols`` ``[P+1]`` of a neuron that fired;
+            ``factor`` ``[P+1]``: pre trace (trace rule) or recent-spike flag (event rule)."""
             if trace:
-                new = cols + lc.nu_post * factor[:, None] * post2_j[None, :]
+                new = cols + lc.nu_post * factor * post2_j
             else:
-                r = factor[:, None]
-                new = (
-                    cols
-                    + lc.eta
-                    * (
-                        r * lc.a_plus * (lc.w_max - cols * (1.0 + lc.lambda_))
-                        - (1.0 - r) * lc.a_minus * cols * (1.0 + lc.lambda_)
-                    )
-                    * not_pad[:, None]
-                )
+                new = cols + lc.eta * (
+                    factor * lc.a_plus * (lc.w_max - cols * (1.0 + lc.lambda_))
+                    - (1.0 - factor) * lc.a_minus * cols * (1.0 + lc.lambda_)
+                ) * tf.cast(rows_p1 < p, tf.float32)
             return tf.clip_by_value(new, 0.0, lc.w_max)
 
+        def row_index(idx):
+            """Where the weight rows of the step's pixels ``idx`` ``[K]`` lie in ``w``:
+            ``[G, K, 2]`` (weight group, patch row) when patched, ``[K, 1]`` (row) otherwise."""
+            if not self.patched:
+                return idx[:, None]
+            local = tf.gather(self._row_of_pixel, idx, axis=1)  # [G, K] rows in each patch
+            return tf.stack([tf.broadcast_to(wgroup[:, None], tf.shape(local)), local], -1)
+
         def step(t, w, theta, layers, post1, post2, last_pre, count, s_e):
-            idx = slots[t]
-            rows = tf.gather(w, idx)
-            s_e, layers = self._layers_step(layers, tf.reduce_sum(rows, axis=0), theta)
-            theta = self._theta_after_spikes(theta, s_e)
+            idx = slots[t]  # [K] image pixels
+            where = row_index(idx)
+            rows = tf.gather_nd(w, where)  # [G, K, Ng], or [K, Ng] for whole digits
+            if not self.patched:
+                rows = rows[None]
+            theta_pos = self._per_position(theta)
+            s_e, layers = self._layers_step(layers, tf.reduce_sum(rows, axis=1), theta_pos)
+            theta = self._theta_after_spikes(theta, self._per_weight_group(s_e))
             now = tf.cast(t, tf.float32) * dt
             if trace:
                 post1, post2 = post1 * d1, post2 * d2
-                new_rows = learning.trace_pre_update(rows, post1, lc.nu_pre, lc.w_max)
-                w = tf.tensor_scatter_nd_update(w, idx[:, None], new_rows)
+                new_rows = learning.trace_pre_update(rows, post1[:, None, :], lc.nu_pre, lc.w_max)
+                w = tf.tensor_scatter_nd_update(
+                    w, tf.reshape(where, [-1, where.shape[-1]]), tf.reshape(new_rows, [-1, ng])
+                )
             last_pre = tf.tensor_scatter_nd_update(
                 last_pre, idx[:, None], tf.fill(tf.shape(idx), now)
             )
             return t + 1, w, theta, layers, post1, post2, last_pre, count + s_e, s_e
 
         def potentiate(t, w, post1, post2, last_pre, s_e):
-            """Postsynaptic updates for the spikes ``s_e`` of step ``t - 1``."""
+            """Postsynaptic updates for the spikes ``s_e`` ``[G, Ng]`` of step ``t - 1``."""
             now = tf.cast(t - 1, tf.float32) * dt
             if trace:
                 factor = tf.exp((last_pre - now) / lc.tau_pre_ms) * not_pad
             else:
                 factor = tf.cast(now - last_pre < lc.event_window_ms, tf.float32) * not_pad
-            order = tf.argsort(s_e, direction="DESCENDING", stable=True)
-            n_fired = tf.cast(tf.reduce_sum(s_e), tf.int32)
+            # [G, P+1]: the factor of each patch row
+            factor = tf.gather(factor, self._pixel_of_row) if self.patched else factor[None]
+            flat = tf.reshape(s_e, [-1])
+            order = tf.argsort(flat, direction="DESCENDING", stable=True)
+            n_fired = tf.cast(tf.reduce_sum(flat), tf.int32)
 
             def one(m, w):
-                j = order[m]
-                new = column_update(tf.gather(w, j[None], axis=1), factor, post2[j][None])
-                where = tf.stack([rows_p1, tf.fill([p + 1], j)], axis=-1)
-                return m + 1, tf.tensor_scatter_nd_update(w, where, new[:, 0])
+                pos, j = order[m] // ng, order[m] % ng
+                column = [rows_p1, tf.fill([p + 1], j)]
+                if self.patched:
+                    column.insert(0, tf.fill([p + 1], wgroup[pos]))
+                where = tf.stack(column, axis=-1)
+                new = column_update(tf.gather_nd(w, where), factor[pos], post2[pos, j])
+                return m + 1, tf.tensor_scatter_nd_update(w, where, new)
 
             w = tf.while_loop(lambda m, w: m < n_fired, one, (tf.constant(0), w))[1]
             if trace:
@@ -275,7 +349,7 @@ class SpikingNetwork(tf.Module):
 
         def segment(t, w, theta, layers, post1, post2, last_pre, count, s_e):
             w, post1, post2 = potentiate(t, w, post1, post2, last_pre, s_e)
-            state = (t, w, theta, layers, post1, post2, last_pre, count, tf.zeros([n]))
+            state = (t, w, theta, layers, post1, post2, last_pre, count, tf.zeros([g, ng]))
             first = step(*state)  # always advance one step, then run on until a spike
             return tf.while_loop(
                 lambda t, *rest: tf.logical_and(t < steps, tf.reduce_all(rest[-1] == 0)),
@@ -283,18 +357,23 @@ class SpikingNetwork(tf.Module):
                 first,
             )
 
-        w = learning.normalise_columns(self.weights.read_value(), lc.weight_sum)
-        w = tf.concat([w, tf.zeros([1, n])], axis=0)
+        w = self._w3()
+        w = tf.transpose(learning.normalise_columns(
+            tf.transpose(w, [1, 0, 2]), lc.weight_sum), [1, 0, 2])  # fmt: skip
+        w = tf.concat([w, tf.zeros([self.weight_groups, 1, ng])], axis=1)  # zero padding row
+        if not self.patched:
+            w = w[0]  # whole digits: the loop carries [P+1, N]
+        zeros = tf.zeros([g, ng])
         init = (
             tf.constant(0),
             w,
-            self.theta.read_value(),
-            self._init_layers([n]),
-            tf.zeros([n]),
-            tf.zeros([n]),
-            tf.fill([p + 1], tf.constant(-1e9, tf.float32)),
-            tf.zeros([n]),
-            tf.zeros([n]),
+            self._theta2(),
+            self._init_layers([g, ng]),
+            zeros,
+            zeros,
+            tf.fill([pix + 1], tf.constant(-1e9, tf.float32)),
+            zeros,
+            zeros,
         )
         t, w, theta, _, post1, post2, last_pre, count, s_e = tf.while_loop(
             lambda t, *_: t < steps, segment, init
@@ -302,9 +381,10 @@ class SpikingNetwork(tf.Module):
         w, _, _ = potentiate(t, w, post1, post2, last_pre, s_e)  # spikes of the last step
         if cfg.network.neuron == "conductance" and enc.rest_ms > 0:
             theta = theta * math.exp(-enc.rest_ms / cfg.excitatory.tau_theta_ms)
-        self.weights.assign(w[:-1])
-        self.theta.assign(theta)
-        return count
+        w = w[:-1] if not self.patched else w[:, :-1]
+        self.weights.assign(tf.reshape(w, tf.shape(self.weights)))
+        self.theta.assign(tf.reshape(theta, tf.shape(self.theta)))
+        return tf.reshape(count, [-1])
 
     def _present_fn(self, width: int):
         """Compiled presentation for slot width ``width`` (one XLA program per width bucket)."""
@@ -373,7 +453,7 @@ class SpikingNetwork(tf.Module):
     def _input_currents(
         self, images: tf.Tensor, indices: tf.Tensor, level: tf.Tensor, stage: str
     ) -> tf.Tensor:
-        """Input currents ``[B, T, N]`` of a batch of digits: their input spike events (see
+        """Input currents ``[B, T, G, Ng]`` of a batch of digits: their input spike events (see
         :func:`encoding.batch_events`) summed per step through the weights: a sorted sparse
         segment sum of weight rows, ``cur[b*T + t] = sum of W[source] over the events of step t of
         digit b`` (``X @ W`` for the ``[B*T, P]`` spike counts ``X``, about 3 nonzeros a row).
@@ -390,28 +470,39 @@ class SpikingNetwork(tf.Module):
             retry_rate_step_hz=enc.retry_rate_step_hz,
         )
         b, t = tf.shape(images)[0], enc.steps
-        cur = tf.sparse.segment_sum(self.weights, ev.source, ev.segment, num_segments=b * t)
-        return tf.reshape(cur, [b, t, self.n])
+        g, p = self.n_groups, self.patch_inputs
+        if not self.patched:
+            cur = tf.sparse.segment_sum(self.weights, ev.source, ev.segment, num_segments=b * t)
+            return tf.reshape(cur, [b, t, 1, self.group_size])
+        # Each event reaches every patch that holds its pixel: segment (b*T + t)*G + g, weight
+        # row wgroup[g]*P + row of the pixel in patch g.
+        local = tf.transpose(tf.gather(self._row_of_pixel, ev.source, axis=1))  # [E, G]
+        inside = local < p
+        row = tf.boolean_mask(self._wgroup[None, :] * p + local, inside)
+        seg = tf.boolean_mask(ev.segment[:, None] * g + tf.range(g)[None, :], inside)
+        flat_w = tf.reshape(self.weights, [-1, self.group_size])
+        cur = tf.sparse.segment_sum(flat_w, row, seg, num_segments=b * t * g)
+        return tf.reshape(cur, [b, t, g, self.group_size])
 
     def _respond(self, currents: tf.Tensor) -> tf.Tensor:
-        """Simulate a batch of input currents ``[B, T, N]`` with learning off (``theta``
-        frozen): excitatory spike counts ``[B, N]``."""
-        theta = self.theta.read_value()
+        """Simulate a batch of input currents ``[B, T, G, Ng]`` with learning off (``theta``
+        frozen): excitatory spike counts ``[B, G * Ng]`` (group-major)."""
+        theta = self._per_position(self._theta2())
         b = tf.shape(currents)[0]
         steps = self.config.encoding.steps
-        cur_t = tf.transpose(currents, [1, 0, 2])
+        cur_t = tf.transpose(currents, [1, 0, 2, 3])
 
         def body(t, layers, count):
             s_e, layers = self._layers_step(layers, cur_t[t], theta)
             return t + 1, layers, count + s_e
 
-        shape = [b, self.n]
+        shape = [b, self.n_groups, self.group_size]
         _, _, count = tf.while_loop(
             lambda t, *_: t < steps,
             body,
             (tf.constant(0), self._init_layers(shape), tf.zeros(shape)),
         )
-        return count
+        return tf.reshape(count, [b, self.n])
 
     def respond(
         self,
