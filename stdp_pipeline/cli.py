@@ -249,8 +249,9 @@ def assign(ctx: click.Context, run_dir: Path) -> None:
 def evaluate(ctx: click.Context, run_dir: Path) -> None:
     """Classify the test digits by the assigned neurons' votes.
 
-    Writes RUN_DIR/metrics.json (accuracy per voting scheme: "all_activity" and "proportion"),
-    confusion.csv and confusion.png.
+    Writes RUN_DIR/metrics.json (accuracy per voting scheme, "all_activity" and "proportion",
+    and of a linear read-out fitted on the assignment slice, "linear"), confusion.csv and
+    confusion.png.
 
     \b
     Example:
@@ -263,7 +264,8 @@ def evaluate(ctx: click.Context, run_dir: Path) -> None:
     acc = m["accuracy"]
     click.echo(
         f"test accuracy on {m['test_digits']} digits: {100 * acc['all_activity']:.2f} % "
-        f"(all activity), {100 * acc['proportion']:.2f} % (proportion weighting); "
+        f"(all activity), {100 * acc['proportion']:.2f} % (proportion weighting), "
+        f"{100 * acc['linear']:.2f} % (linear read-out); "
         f"{run_dir / 'metrics.json'}"
     )
 

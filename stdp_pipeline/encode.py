@@ -4,7 +4,9 @@ Writes into the run directory ``config.json`` and ``manifest.json`` (through
 :meth:`RunDir.create`), and ``encoded/{train,assign,test}.npz`` with ``images`` ``[M, P]`` uint8
 (the intensities the rate code turns into spikes), ``labels`` ``[M]`` uint8 and ``indices``
 ``[M]`` (position in the data split, which fixes each digit's input spikes). Spikes themselves
-are never stored. Also writes ``input_raster.png``: a few digits and their input spikes.
+are never stored. For patched models the whole image is stored: every pixel has one spike train,
+which reaches each patch that holds the pixel; the patch positions are recorded in the manifest.
+Also writes ``input_raster.png``: a few digits and their input spikes.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import numpy as np
 
 from . import data as datasets
 from .config import ExperimentConfig
-from .errors import PipelineError
 from .rundir import RunDir
 
 SPLITS = ("train", "assign", "test")
@@ -31,11 +32,6 @@ def run_encode(
 ) -> RunDir:
     """Create (or reuse, with the same config) the run directory and write the encoded slices."""
     dc = config.data
-    if config.encoding.patch_size_px != 28:
-        raise PipelineError(
-            f"encoding.patch_size_px = {config.encoding.patch_size_px}: patched models are not "
-            "built yet; use 28 (whole digits)"
-        )
     train = datasets.load_split(dc.dataset, "train", data_dir)
     test = datasets.load_split(dc.dataset, "test", data_dir)
     train_idx, assign_idx = datasets.slice_indices(
@@ -67,6 +63,13 @@ def run_encode(
             train_idx[:raster_digits],
         )
         record.add_output("input_raster.png")
+        enc = config.encoding
+        if enc.patch_size_px < 28:
+            from .patches import patch_positions
+
+            record.info["patch_positions"] = [
+                list(rc) for rc in patch_positions(enc.patch_size_px, enc.patch_stride_px)
+            ]
         record.info.update(
             train_digits=int(len(train_idx)),
             assign_digits=int(len(assign_idx)),

@@ -58,8 +58,8 @@ def confusion(labels: np.ndarray, predicted: np.ndarray, n_classes: int = N_CLAS
 
 def run_evaluate(run: RunDir, *, progress: bool | None = None) -> dict:
     """The ``evaluate`` stage: present the test digits (learning off), predict with each voting
-    scheme, write ``metrics.json``, ``confusion.csv`` and ``confusion.png``. Returns the metrics.
-    """
+    scheme and with a linear read-out fitted on the assignment slice (:mod:`.readout`), write
+    ``metrics.json``, ``confusion.csv`` and ``confusion.png``. Returns the metrics."""
     from .assign import Assignment
     from .network import SpikingNetwork
     from .plots import plot_confusion
@@ -102,7 +102,11 @@ def run_evaluate(run: RunDir, *, progress: bool | None = None) -> dict:
                 for scheme, m in matrices.items()
             },
         }
-        best = max(SCHEMES, key=lambda s: accuracy[s])
+        from .readout import fit_readout
+
+        readout = fit_readout(assigned["counts"], assigned["labels"])
+        accuracy["linear"] = float((readout.predict(counts) == labels).mean())
+        best = max(accuracy, key=accuracy.get)
         frame = pd.DataFrame(
             matrices["all_activity"],
             index=pd.Index(range(N_CLASSES), name="true"),

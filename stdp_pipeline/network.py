@@ -474,14 +474,15 @@ class SpikingNetwork(tf.Module):
         if not self.patched:
             cur = tf.sparse.segment_sum(self.weights, ev.source, ev.segment, num_segments=b * t)
             return tf.reshape(cur, [b, t, 1, self.group_size])
-        # Each event reaches every patch that holds its pixel: segment (b*T + t)*G + g, weight
-        # row wgroup[g]*P + row of the pixel in patch g.
-        local = tf.transpose(tf.gather(self._row_of_pixel, ev.source, axis=1))  # [E, G]
+        # Each event reaches every patch that holds its pixel: segment g*B*T + (b*T + t) (sorted,
+        # group-major), weight row wgroup[g]*P + row of the pixel in patch g.
+        local = tf.gather(self._row_of_pixel, ev.source, axis=1)  # [G, E]
         inside = local < p
-        row = tf.boolean_mask(self._wgroup[None, :] * p + local, inside)
-        seg = tf.boolean_mask(ev.segment[:, None] * g + tf.range(g)[None, :], inside)
+        row = tf.boolean_mask(self._wgroup[:, None] * p + local, inside)
+        seg = tf.boolean_mask(tf.range(g)[:, None] * (b * t) + ev.segment[None, :], inside)
         flat_w = tf.reshape(self.weights, [-1, self.group_size])
-        cur = tf.sparse.segment_sum(flat_w, row, seg, num_segments=b * t * g)
+        cur = tf.sparse.segment_sum(flat_w, row, seg, num_segments=g * b * t)
+        cur = tf.transpose(tf.reshape(cur, [g, b * t, self.group_size]), [1, 0, 2])
         return tf.reshape(cur, [b, t, g, self.group_size])
 
     def _respond(self, currents: tf.Tensor) -> tf.Tensor:

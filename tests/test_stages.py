@@ -152,7 +152,7 @@ def test_tiny_run_end_to_end_writes_every_artefact(tiny_run):
     ):
         assert (tiny_run / name).exists(), name
     metrics = json.loads((tiny_run / "metrics.json").read_text())
-    assert set(metrics["accuracy"]) == {"all_activity", "proportion"}
+    assert set(metrics["accuracy"]) == {"all_activity", "proportion", "linear"}
     assert all(0.0 <= a <= 1.0 for a in metrics["accuracy"].values())
     assert (metrics["n_excitatory"], metrics["train_digits"]) == (12, 40)
     assert (metrics["assign_digits"], metrics["test_digits"]) == (30, 30)
