@@ -37,7 +37,11 @@ def plot_raster(
     ``rasters[i]`` is a boolean ``[T, P]`` matrix of one presentation's input spikes."""
     n = len(images)
     fig, axes = plt.subplots(
-        n, 2, figsize=(11, 2.4 * n), gridspec_kw={"width_ratios": [1, 5]}, squeeze=False
+        n,
+        2,
+        figsize=(11, 2.6 * n),
+        gridspec_kw={"width_ratios": [1, 5], "hspace": 0.55},
+        squeeze=False,
     )
     for row, (img, ras, lab) in enumerate(zip(images, rasters, labels, strict=True)):
         ax_img, ax_ras = axes[row]
@@ -56,6 +60,8 @@ def plot_raster(
         )
         if row == n - 1:
             ax_ras.set_xlabel("time (ms)")
+        else:
+            ax_ras.tick_params(labelbottom=False)
     fig.suptitle(title, fontsize=12)
     _save(fig, path)
 
