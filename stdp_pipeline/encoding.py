@@ -20,7 +20,7 @@ Shapes: ``B`` digits, ``T`` steps per presentation, ``K`` spike slots per step, 
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -169,16 +169,10 @@ def batch_events(
 
 
 def batch_slots(
-    images: tf.Tensor,
-    keys: tf.Tensor,
-    *,
-    rate_max_hz: float,
-    dt_ms: float,
-    steps: int,
-    level: tf.Tensor | int = 0,
-    retry_rate_step_hz: float = 0.0,
+    images: tf.Tensor, keys: tf.Tensor, **rate_code: Any
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """The events of :func:`batch_events` laid out per step, for the learning simulation.
+    """The events of :func:`batch_events` (same arguments) laid out per step, for the learning
+    simulation.
 
     Returns:
       ``slots`` ``[B, T, K]`` int32 input indices (``P`` where empty), ``K`` the most spikes of any
@@ -186,18 +180,11 @@ def batch_slots(
       ``[B]`` each digit's most spikes in one step. The slot at ``(b, t, k)`` does not depend on
       ``K`` or on the other digits of the batch.
     """
-    ev = batch_events(
-        images,
-        keys,
-        rate_max_hz=rate_max_hz,
-        dt_ms=dt_ms,
-        steps=steps,
-        level=level,
-        retry_rate_step_hz=retry_rate_step_hz,
-    )
+    ev = batch_events(images, keys, **rate_code)
     b = tf.shape(images)[0]
     width = tf.maximum(tf.reduce_max(ev.busiest), 1)
     flat_index = ev.segment * width + ev.slot
+    steps = rate_code["steps"]
     slots = tf.fill([b * steps * width], tf.constant(images.shape[-1], tf.int32))
     slots = tf.tensor_scatter_nd_update(slots, flat_index[:, None], ev.source)
     return tf.reshape(slots, [b, steps, width]), ev.dropped, ev.busiest

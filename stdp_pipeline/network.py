@@ -242,17 +242,18 @@ class SpikingNetwork(tf.Module):
         """Input spike slots of a batch of digits (see :func:`encoding.batch_slots`): ``[B, T, K]``
         int32, dropped spikes ``[B]`` and each digit's busiest step ``[B]``. Digit ``b``'s spikes
         depend only on ``(seed, stage, indices[b], level, epoch)``."""
-        enc = self.config.encoding
         keys = encoding.presentation_keys(self.config.seed, stage, indices, level, epoch)
-        return encoding.batch_slots(
-            images,
-            keys,
-            rate_max_hz=enc.rate_max_hz,
-            dt_ms=enc.dt_ms,
-            steps=enc.steps,
-            level=level,
-            retry_rate_step_hz=enc.retry_rate_step_hz,
-        )
+        return encoding.batch_slots(images, keys, level=level, **self._rate_code())
+
+    def _rate_code(self) -> dict:
+        """The encoding settings that :func:`encoding.batch_events` takes."""
+        enc = self.config.encoding
+        return {
+            "rate_max_hz": enc.rate_max_hz,
+            "dt_ms": enc.dt_ms,
+            "steps": enc.steps,
+            "retry_rate_step_hz": enc.retry_rate_step_hz,
+        }
 
     def _present_learning(self, slots: tf.Tensor) -> tf.Tensor:
         """One presentation with plasticity; ``slots`` ``[T, K]`` image pixels that spiked at each
@@ -458,18 +459,9 @@ class SpikingNetwork(tf.Module):
         segment sum of weight rows, ``cur[b*T + t] = sum of W[source] over the events of step t of
         digit b`` (``X @ W`` for the ``[B*T, P]`` spike counts ``X``, about 3 nonzeros a row).
         Weights are fixed during inference, so this is exact."""
-        enc = self.config.encoding
         keys = encoding.presentation_keys(self.config.seed, stage, indices, level)
-        ev = encoding.batch_events(
-            images,
-            keys,
-            rate_max_hz=enc.rate_max_hz,
-            dt_ms=enc.dt_ms,
-            steps=enc.steps,
-            level=level,
-            retry_rate_step_hz=enc.retry_rate_step_hz,
-        )
-        b, t = tf.shape(images)[0], enc.steps
+        ev = encoding.batch_events(images, keys, level=level, **self._rate_code())
+        b, t = tf.shape(images)[0], self.config.encoding.steps
         g, p = self.n_groups, self.patch_inputs
         if not self.patched:
             cur = tf.sparse.segment_sum(self.weights, ev.source, ev.segment, num_segments=b * t)
