@@ -299,15 +299,35 @@ class SpikingNetwork(tf.Module):
             local = tf.gather(self._row_of_pixel, idx, axis=1)  # [G, K] rows in each patch
             return tf.stack([tf.broadcast_to(wgroup[:, None], tf.shape(local)), local], -1)
 
+        # Diehl & Cook's theta decays with tau_theta = 1e7 ms: a factor 1 - 5e-8 a step, below
+        # float32's resolution. theta is therefore carried as the presentation's start value
+        # theta0 and the spike increments so far, each scaled up by exp((k + 1) dt / tau):
+        #   theta after step t = exp(-(t + 1) dt / tau) * (theta0 + acc_t),
+        #   acc_t = sum over steps k <= t of theta_plus * s_k * exp((k + 1) dt / tau),
+        # exact in real arithmetic and accurate to an ulp in float32 at any tau.
+        e = cfg.excitatory
+        analytic = cfg.network.neuron == "conductance" and steps * dt / e.tau_theta_ms < 20
+        theta0 = self._theta2()
+
+        def theta_at(t, theta):
+            """Learned thresholds in effect at step ``t`` (after step ``t - 1``)."""
+            if not analytic:
+                return theta
+            return tf.exp(-tf.cast(t, tf.float32) * (dt / e.tau_theta_ms)) * (theta0 + theta)
+
         def step(t, w, theta, layers, post1, post2, last_pre, count, s_e):
             idx = slots[t]  # [K] image pixels
             where = row_index(idx)
             rows = tf.gather_nd(w, where)  # [G, K, Ng], or [K, Ng] for whole digits
             if not self.patched:
                 rows = rows[None]
-            theta_pos = self._per_position(theta)
+            theta_pos = self._per_position(theta_at(t, theta))
             s_e, layers = self._layers_step(layers, tf.reduce_sum(rows, axis=1), theta_pos)
-            theta = self._theta_after_spikes(theta, self._per_weight_group(s_e))
+            if analytic:
+                grow = tf.exp(tf.cast(t + 1, tf.float32) * (dt / e.tau_theta_ms))
+                theta = theta + e.theta_plus_mv * grow * self._per_weight_group(s_e)
+            else:
+                theta = self._theta_after_spikes(theta, self._per_weight_group(s_e))
             now = tf.cast(t, tf.float32) * dt
             if trace:
                 post1, post2 = post1 * d1, post2 * d2
@@ -368,7 +388,7 @@ class SpikingNetwork(tf.Module):
         init = (
             tf.constant(0),
             w,
-            self._theta2(),
+            tf.zeros_like(theta0) if analytic else theta0,
             self._init_layers([g, ng]),
             zeros,
             zeros,
@@ -380,8 +400,10 @@ class SpikingNetwork(tf.Module):
             lambda t, *_: t < steps, segment, init
         )
         w, _, _ = potentiate(t, w, post1, post2, last_pre, s_e)  # spikes of the last step
-        if cfg.network.neuron == "conductance" and enc.rest_ms > 0:
-            theta = theta * math.exp(-enc.rest_ms / cfg.excitatory.tau_theta_ms)
+        if analytic:  # the end of the presentation, then the rest between digits
+            theta = math.exp(-(steps * dt + enc.rest_ms) / e.tau_theta_ms) * (theta0 + theta)
+        elif cfg.network.neuron == "conductance" and enc.rest_ms > 0:
+            theta = theta * math.exp(-enc.rest_ms / e.tau_theta_ms)
         w = w[:-1] if not self.patched else w[:, :-1]
         self.weights.assign(tf.reshape(w, tf.shape(self.weights)))
         self.theta.assign(tf.reshape(theta, tf.shape(self.theta)))

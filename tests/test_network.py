@@ -30,12 +30,6 @@ def digits(mnist_dir):
 
 # ------------------------------------------------------------------------------------------------
 # dense numpy reference of one presentation (float64), written from the documented semantics
-def _f32(x: float) -> float:
-    """A decay factor as the float32 constant the compiled program multiplies by: over 700
-    steps the rounding of exp(-dt / tau) alone would drift theta by 1e-5 relative."""
-    return float(np.float32(x))
-
-
 def _cond_step(v, ge, gi, since, p, dt, thr, block_ms):
     """Diehl & Cook conductance neuron, one step (forward Euler v, exact decay of ge and gi)."""
     refractory = since < p.refractory_ms
@@ -88,7 +82,7 @@ def reference_presentation(cfg, w0, theta0, slots, *, learn=True):
         count += s_e
         if not learn:
             continue
-        theta = theta * _f32(math.exp(-dt / e.tau_theta_ms)) + e.theta_plus_mv * s_e
+        theta = theta * math.exp(-dt / e.tau_theta_ms) + e.theta_plus_mv * s_e
         uniq = np.unique(idx)
         if lc.rule == "trace":
             post1 = post1 * math.exp(-dt / lc.tau_post1_ms)
@@ -111,7 +105,7 @@ def reference_presentation(cfg, w0, theta0, slots, *, learn=True):
             post1 = np.where(s_e, 1.0, post1)
             post2 = np.where(s_e, 1.0, post2)
     if learn and enc.rest_ms > 0:
-        theta = theta * _f32(math.exp(-enc.rest_ms / e.tau_theta_ms))
+        theta = theta * math.exp(-enc.rest_ms / e.tau_theta_ms)
     return w, theta, count
 
 
@@ -274,3 +268,15 @@ def test_quiet_digit_is_retried(digits):
     assert retries[0] == 2
     loud = SpikingNetwork(_config("encoding.min_spikes=0"))
     assert loud.train_chunk(digits[:1], np.array([0])).retries[0] == 0
+
+
+def test_theta_decays_at_the_model_rate_over_many_presentations():
+    """With tau_theta = 1e7 ms the per-step decay (1 - 5e-8) is below float32's resolution;
+    over 200 blank presentations theta must still fall by exactly exp(-200 * 500 ms / 1e7 ms)."""
+    cfg = load_config("diehl-cook-100", ["network.n_excitatory=4", "encoding.min_spikes=0"])
+    net = SpikingNetwork(cfg)
+    blank = np.zeros((200, 784), np.uint8)
+    net.train_chunk(blank, np.arange(200))
+    want = 20.0 * math.exp(-200 * (350.0 + 150.0) / 1e7)
+    np.testing.assert_allclose(net.theta.numpy(), want, rtol=2e-6)
+    assert abs(want - 20.0) > 0.01  # the decay is far larger than the tolerance
