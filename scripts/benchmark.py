@@ -45,6 +45,17 @@ def bench(n: int, images: np.ndarray, train_digits: int, infer_digits: int) -> d
     t0 = time.perf_counter()
     counts, _ = net.respond(images[:infer_digits], np.arange(infer_digits), "evaluate")
     infer_s = time.perf_counter() - t0
+    # Where inference time goes, one batch on one thread: spikes + currents, then dynamics.
+    b = net._batch_size()
+    batch = (tf.constant(images[:b]), tf.range(b), tf.constant(0), "evaluate")
+    net._currents_fn(*batch).numpy()
+    t0 = time.perf_counter()
+    cur = net._currents_fn(*batch)
+    cur.numpy()
+    currents_ms = (time.perf_counter() - t0) / b * 1000
+    t0 = time.perf_counter()
+    net._respond_fn(cur).numpy()
+    dynamics_ms = (time.perf_counter() - t0) / b * 1000
     return {
         "neurons": n,
         "train digits/s": round(train_digits / train_s, 1),
@@ -52,6 +63,8 @@ def bench(n: int, images: np.ndarray, train_digits: int, infer_digits: int) -> d
         "60k-digit epoch (min)": round(60000 / (train_digits / train_s) / 60, 1),
         "spikes/digit (train)": round(float(stats.spikes.mean()), 1),
         "spikes/digit (infer)": round(float(counts.sum(1).mean()), 1),
+        "infer: spikes+currents ms/digit": round(currents_ms, 2),
+        "infer: dynamics ms/digit": round(dynamics_ms, 2),
         "compile s": round(compile_s, 1),
         "peak RSS MiB": round(peak_rss_mib()),
         "inference batch": net._batch_size(),
