@@ -25,6 +25,18 @@ from stdp_pipeline.config import load_config
 from stdp_pipeline.network import SLOT_WIDTHS, SpikingNetwork
 
 
+def cpu_model() -> str:
+    """The processor's model name (Linux), else what the platform module says."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown processor"
+
+
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far, MiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -81,7 +93,7 @@ def main() -> None:
     images = data.load_split("mnist", "train", args.data_dir).images.reshape(-1, 784)
     rows = [bench(n, images, args.train_digits, args.infer_digits) for n in args.sizes]
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or '?'}; "
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, {cpu_model()}; "
         f"Python {platform.python_version()}, TensorFlow {tf.__version__}"
     )
     print(
