@@ -1,11 +1,12 @@
 """The spiking network: a ``tf.Module`` that owns the learned state and runs presentations as
 compiled TensorFlow programs.
 
-Learned state (``tf.Variable``): ``weights`` ``[P, N]`` (input -> excitatory, plastic) and
-``theta`` ``[N]`` (adaptive threshold, mV for conductance neurons). Per-sample state (voltages,
-conductances, traces, refractory clocks) exists only inside a presentation and starts from rest
-for every presentation: the ``rest_ms`` pause of Diehl & Cook between digits is taken as a full
-relaxation of the per-sample state (``theta`` still decays over it while learning).
+Learned state (``tf.Variable``): ``weights`` (input -> excitatory, plastic; ``[P, N]`` for whole
+digits, ``[Gw, P, Ng]`` for patched models) and ``theta`` (adaptive threshold, mV for conductance
+neurons; ``[N]`` or ``[Gw, Ng]``). Per-sample state (voltages, conductances, traces, refractory
+clocks) exists only inside a presentation and starts from rest for every presentation: the
+``rest_ms`` pause of Diehl & Cook between digits is taken as a full relaxation of the per-sample
+state (``theta`` still decays over it while learning).
 
 Layers per step (``dt``), in Brian's order: integrate, threshold, reset, then deliver the spikes
 of the step (they act from the next step)::
@@ -16,11 +17,15 @@ of the step (they act from the next step)::
     ge_inh += exc_to_inh_weight * s_exc                        (one-to-one)
     gi_exc += inh_to_exc_weight * (sum(s_inh) - s_inh)         (hollow)
 
-Training (:meth:`SpikingNetwork.train_chunk`) learns digit after digit inside one compiled
-program per chunk: no Python per step or per digit. Weight updates are event-driven: rows of the
-inputs that spiked at a step, columns of the neurons that fired. Inference
+Patched models run the ``G`` patch groups side by side as a leading axis ``[G, Ng]`` of every
+state tensor, each group with its own inhibition; a pixel's spike reaches every patch that holds
+it.
+
+Training (:meth:`SpikingNetwork.train_chunk`): each presentation is one XLA-compiled program (one
+per slot-width bucket), digits in order, no Python per time step. Weight updates are event-driven:
+rows of the inputs that spiked at a step, columns of the neurons that fired. Inference
 (:meth:`SpikingNetwork.respond`) does not learn: it simulates a batch of digits at once, with the
-input currents of all steps computed by one sparse-dense product.
+input currents of all steps computed by one sparse segment sum, a batch per core.
 """
 
 from __future__ import annotations
