@@ -26,6 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--dpi", type=int, default=80)
     args = parser.parse_args()
     missing = [str(r / "fields.png") for r in args.runs if not (r / "fields.png").exists()]
     if missing:
@@ -43,7 +44,7 @@ def main() -> None:
         ax.set_title(title, fontsize=13)
     fig.tight_layout()
     with atomic_path(args.out) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=args.dpi, format="png")
     print(f"wrote {args.out}")
 
 
