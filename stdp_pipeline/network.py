@@ -286,15 +286,18 @@ class SpikingNetwork(tf.Module):
 
         def column_update(cols, factor, post2_j):
             """New values of the weight column ``cols`` ``[P+1]`` of a neuron that fired;
-            ``factor`` ``[P+1]``: pre trace (trace rule) or recent-spike flag (event rule)."""
+            ``factor`` ``[P+1]``: pre trace (trace rule) or recent-spike flag (event rule), 0 on
+            the padding row (whose weight, 0, then stays 0 under either rule)."""
+            col, fired = cols[:, None], tf.ones([1])
             if trace:
-                new = cols + lc.nu_post * factor * post2_j
+                new = learning.trace_post_update(
+                    col, factor, post2_j[None], fired, lc.nu_post, lc.w_max
+                )
             else:
-                new = cols + lc.eta * (
-                    factor * lc.a_plus * (lc.w_max - cols * (1.0 + lc.lambda_))
-                    - (1.0 - factor) * lc.a_minus * cols * (1.0 + lc.lambda_)
-                ) * tf.cast(rows_p1 < p, tf.float32)
-            return tf.clip_by_value(new, 0.0, lc.w_max)
+                new = learning.event_update(
+                    col, factor, fired, lc.eta, lc.a_plus, lc.a_minus, lc.lambda_, lc.w_max
+                )
+            return new[:, 0]
 
         def row_index(idx):
             """Where the weight rows of the step's pixels ``idx`` ``[K]`` lie in ``w``:
