@@ -3,7 +3,8 @@
 TensorFlow's C++ runtime writes informational lines to standard error while it loads, before
 ``TF_CPP_MIN_LOG_LEVEL`` takes effect. The import below sends file descriptor 2 to ``/dev/null``
 for its duration only; errors raised by the import itself still reach the user. Every module of
-the package imports ``tf`` from here.
+the package imports ``tf`` from here (the package's ``__init__`` has already set
+``TF_CPP_MIN_LOG_LEVEL``).
 """
 
 from __future__ import annotations
@@ -12,9 +13,6 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
 @contextlib.contextmanager

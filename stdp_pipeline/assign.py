@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import PipelineError
 from .progress import Progress
 from .rundir import RunDir
+
+if TYPE_CHECKING:
+    from .network import SpikingNetwork
 
 N_CLASSES = 10
 
@@ -54,18 +58,24 @@ def assign_labels(counts: np.ndarray, labels: np.ndarray, n_classes: int = N_CLA
     return Assignment(classes.astype(np.int64), rates, proportions)
 
 
+def load_trained(run: RunDir, split: str) -> tuple[SpikingNetwork, dict[str, np.ndarray]]:
+    """The run's trained network (learned state of ``model.npz``) and its encoded ``split``
+    (``encoded/<split>.npz``: ``images``, ``labels``, ``indices``)."""
+    from .network import SpikingNetwork
+
+    data = run.load_arrays(f"encoded/{split}.npz", stage="encode")
+    net = SpikingNetwork(run.config(), n_inputs=data["images"].shape[1])
+    net.set_state(run.load_arrays("model.npz", stage="train"))
+    return net, data
+
+
 def run_assign(run: RunDir, *, progress: bool | None = None) -> Assignment:
     """The ``assign`` stage: present the assignment slice with learning off, assign labels.
 
     Needs the ``train`` stage. Writes ``assignments.npz`` (``classes``, ``rates``,
     ``proportions``, ``counts``, ``labels``, ``retries``)."""
-    from .network import SpikingNetwork
-
     run.require("train", for_stage="assign")
-    config = run.config()
-    data = run.load_arrays("encoded/assign.npz", stage="encode")
-    net = SpikingNetwork(config, n_inputs=data["images"].shape[1])
-    net.set_state(run.load_arrays("model.npz", stage="train"))
+    net, data = load_trained(run, "assign")
     images, indices, labels = data["images"], data["indices"], data["labels"]
     with run.stage("assign") as record:
         start = time.perf_counter()

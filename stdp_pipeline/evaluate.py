@@ -19,7 +19,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from .assign import N_CLASSES, Assignment
+from .assign import N_CLASSES, Assignment, load_trained
 from .progress import Progress
 from .rundir import RunDir
 
@@ -60,17 +60,13 @@ def run_evaluate(run: RunDir, *, progress: bool | None = None) -> dict:
     """The ``evaluate`` stage: present the test digits (learning off), predict with each voting
     scheme and with a linear read-out fitted on the assignment slice (:mod:`.readout`), write
     ``metrics.json``, ``confusion.csv`` and ``confusion.png``. Returns the metrics."""
-    from .assign import Assignment
-    from .network import SpikingNetwork
     from .plots import plot_confusion
 
     run.require("assign", for_stage="evaluate")
     config = run.config()
     assigned = run.load_arrays("assignments.npz", stage="assign")
     assignment = Assignment(assigned["classes"], assigned["rates"], assigned["proportions"])
-    data = run.load_arrays("encoded/test.npz", stage="encode")
-    net = SpikingNetwork(config, n_inputs=data["images"].shape[1])
-    net.set_state(run.load_arrays("model.npz", stage="train"))
+    net, data = load_trained(run, "test")
     labels = data["labels"].astype(np.int64)
     train_info = run.manifest()["stages"]["train"]
     with run.stage("evaluate") as record:
