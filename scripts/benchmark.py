@@ -19,10 +19,11 @@ import time
 import numpy as np
 import pandas as pd
 
-from stdp_pipeline import data
 from stdp_pipeline._tf import tf
-from stdp_pipeline.config import load_config
-from stdp_pipeline.network import SLOT_WIDTHS, SpikingNetwork
+from stdp_pipeline.io import data
+from stdp_pipeline.io.config import load_config
+from stdp_pipeline.sim.network import SLOT_WIDTHS, SpikingNetwork
+from stdp_pipeline.sim.present import inference_batch_size, respond, train_chunk
 
 
 def cpu_model() -> str:
@@ -47,26 +48,26 @@ def bench(n: int, images: np.ndarray, train_digits: int, infer_digits: int) -> d
     net = SpikingNetwork(cfg)
     t0 = time.perf_counter()
     for width in SLOT_WIDTHS:
-        net._present_fn(width)(tf.fill([cfg.encoding.steps, width], net.n_inputs))
-    net.respond(images[:8], np.arange(8), "assign")
+        net.learning_program(width)(tf.fill([cfg.encoding.steps, width], net.n_inputs))
+    respond(net, images[:8], np.arange(8), "assign")
     compile_s = time.perf_counter() - t0
     net.set_state({"weights": np.asarray(net.weights.numpy()), "theta": net.theta.numpy() * 0 + 20})
     t0 = time.perf_counter()
-    stats = net.train_chunk(images[:train_digits], np.arange(train_digits))
+    stats = train_chunk(net, images[:train_digits], np.arange(train_digits))
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    counts, _ = net.respond(images[:infer_digits], np.arange(infer_digits), "evaluate")
+    counts, _ = respond(net, images[:infer_digits], np.arange(infer_digits), "evaluate")
     infer_s = time.perf_counter() - t0
     # Where inference time goes, one batch on one thread: spikes + currents, then dynamics.
-    b = net._batch_size()
+    b = inference_batch_size(net)
     batch = (tf.constant(images[:b]), tf.range(b), tf.constant(0), "evaluate")
-    net._currents_fn(*batch).numpy()
+    net.input_currents(*batch).numpy()
     t0 = time.perf_counter()
-    cur = net._currents_fn(*batch)
+    cur = net.input_currents(*batch)
     cur.numpy()
     currents_ms = (time.perf_counter() - t0) / b * 1000
     t0 = time.perf_counter()
-    net._respond_fn(cur).numpy()
+    net.simulate(cur).numpy()
     dynamics_ms = (time.perf_counter() - t0) / b * 1000
     return {
         "neurons": n,
@@ -79,7 +80,7 @@ def bench(n: int, images: np.ndarray, train_digits: int, infer_digits: int) -> d
         "infer: dynamics ms/digit": round(dynamics_ms, 2),
         "compile s": round(compile_s, 1),
         "peak RSS MiB": round(peak_rss_mib()),
-        "inference batch": net._batch_size(),
+        "inference batch": inference_batch_size(net),
     }
 
 

@@ -19,7 +19,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from stdp_pipeline.atomic import atomic_path  # noqa: E402
+from stdp_pipeline.io.atomic import atomic_path  # noqa: E402
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""A progress bar for long stages (standard library only).
+"""Progress bars for long stages: a thin wrapper over `tqdm <https://tqdm.github.io>`_.
 
 ::
 
@@ -7,136 +7,191 @@
             ...
             bar.update(len(chunk), spikes=23.4, theta=20.13)
 
-draws, on a terminal, one line redrawn in place (at most every ``min_interval_s``)::
+On a terminal tqdm draws one line, redrawn in place at most every ``min_interval_s`` (0.1 s)::
 
-    train  [#...................]  4500/60000  7.5%  212.3 digits/s  ETA 4m22s  spikes=23.4
+    train:  45%|####5     | 27000/60000 [02:07<02:35, 212.31 digits/s, spikes=23.4 theta=20.13]
 
-When the stream is not a terminal (a log file, CI) it prints a plain line at most every 10 % of the
-total or every 30 s, never ``\\r``. Closing prints a final line with the count, the elapsed time and
-the mean rate. ``STDP_PROGRESS=0`` in the environment turns every bar off (``enabled=None``).
+with the rate (smoothed over recent updates, so the slow first call of a stage that traces and
+compiles a graph soon stops weighing on it), the elapsed time, the ETA and the last ``postfix``
+values. Whether a bar is shown:
 
-The rate shown is measured over the last ``RATE_WINDOW_S`` seconds of updates, so the first slow
-call (graph tracing, compilation) stops weighing on it after a while; the ETA is
-``remaining / rate``.
+* ``enabled=False`` (the CLI's ``--quiet``): never.
+* ``enabled=True``: always, even when the stream is not a terminal.
+* ``enabled=None`` (the default) follows the ``STDP_PROGRESS`` environment variable:
+  ``0``/``false``/``no``/``off`` never; ``1``/``true``/``yes``/``on`` always; unset (or anything
+  else) only when the stream is a terminal.
+
+A bar forced on without a terminal (a log file, CI) writes whole lines, never ``\\r``: one when it
+starts, then at most one every :data:`LOG_INTERVAL_S` seconds, and one when it closes.
+
+A bar closed by an exception (``with`` block left by an error, or ``close(failed=True)``) shows the
+count actually reached and ``(stopped)`` after its name, never a made-up 100 %.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import math
 import os
 import sys
-import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TextIO
 
-BAR_WIDTH = 20
-#: Seconds of recent updates the shown rate is measured over.
-RATE_WINDOW_S = 10.0
-#: Without a terminal: print a line each time this fraction of the total is passed ...
-LOG_EVERY_FRACTION = 0.1
-#: ... or when this many seconds have passed since the last line.
-LOG_EVERY_S = 30.0
+from tqdm import tqdm
+
+__all__ = ["LOG_INTERVAL_S", "Progress", "progress_enabled", "progress_mode"]
+
+#: Without a terminal (bar forced on): seconds between two progress lines.
+LOG_INTERVAL_S = 30.0
+#: On a terminal: default seconds between two redraws.
+TTY_INTERVAL_S = 0.1
+ENV_PROGRESS = "STDP_PROGRESS"
 _OFF_VALUES = ("0", "false", "no", "off")
+_ON_VALUES = ("1", "true", "yes", "on")
+# Without a terminal there is no bar to draw: the counts, rate and ETA are enough for a log.
+_LOG_FORMAT = (
+    "{desc}: {n_fmt}/{total_fmt} {percentage:3.0f}% [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
+)
+_LOG_FORMAT_NO_TOTAL = "{desc}: {n_fmt}{unit} [{elapsed}, {rate_fmt}{postfix}]"
 
 
-def format_duration(seconds: float) -> str:
-    """A short duration: ``12.3s`` below a minute, ``4m22s`` below an hour, ``1h03m`` above;
-    ``?`` for a negative, infinite or NaN value."""
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "?"
-    if seconds < 59.95:
-        return f"{seconds:.1f}s"
-    total = int(round(seconds))
-    if total < 3600:
-        return f"{total // 60}m{total % 60:02d}s"
-    minutes = total // 60
-    return f"{minutes // 60}h{minutes % 60:02d}m"
+def _env_setting() -> str:
+    """``"off"``, ``"on"`` or ``"auto"`` from the ``STDP_PROGRESS`` environment variable."""
+    value = os.environ.get(ENV_PROGRESS, "").strip().lower()
+    if value in _OFF_VALUES:
+        return "off"
+    if value in _ON_VALUES:
+        return "on"
+    return "auto"
 
 
 def progress_enabled(enabled: bool | None = None) -> bool:
-    """``enabled`` if given, else False when ``STDP_PROGRESS`` is ``0``/``false``/``no``/``off``."""
+    """Whether progress output is allowed at all: ``enabled`` if given, else False when
+    ``STDP_PROGRESS`` is ``0``/``false``/``no``/``off``. (Whether a bar is then drawn also depends
+    on the stream; see :func:`progress_mode`.)"""
     if enabled is not None:
         return bool(enabled)
-    return os.environ.get("STDP_PROGRESS", "").strip().lower() not in _OFF_VALUES
+    return _env_setting() != "off"
+
+
+def progress_mode(enabled: bool | None, stream: Any) -> str:
+    """How a bar on ``stream`` is shown: ``"off"``, ``"tty"`` (redrawn in place) or ``"log"``
+    (whole lines, at most every :data:`LOG_INTERVAL_S` s). See the module docstring for the rules.
+    """
+    if enabled is False:
+        return "off"
+    if enabled is None:
+        setting = _env_setting()
+        if setting == "off":
+            return "off"
+        forced = setting == "on"
+    else:
+        forced = True
+    if _isatty(stream):
+        return "tty"
+    return "log" if forced else "off"
 
 
 class Progress:
     """A progress bar over ``total`` items of ``unit``, written to ``stream`` (default stderr).
 
     Use as a context manager, or call :meth:`close` at the end. ``update(n, **postfix)`` adds
-    ``n`` items; the ``postfix`` values (e.g. ``spikes=23.4``) are shown after the bar, each key
-    keeping its last value. ``enabled=False`` prints nothing; ``enabled=None`` follows the
-    ``STDP_PROGRESS`` environment variable. ``clock`` (seconds, monotonic) is for tests.
+    ``n`` items; the ``postfix`` values (e.g. ``spikes=23.4``) are shown after the rate, each key
+    keeping its last value. ``enabled`` and ``STDP_PROGRESS`` decide whether anything is shown (see
+    the module docstring). ``total=None`` shows a count and rate without percentage or ETA.
+
+    ``min_interval_s`` is the least time between two redraws on a terminal (without one it is
+    :data:`LOG_INTERVAL_S`). ``unit_scale`` shows counts with k/M/G prefixes (for bytes);
+    ``leave=False`` erases the bar when it closes. ``clock`` (seconds) is for tests.
     """
 
     def __init__(
         self,
-        total: int,
+        total: int | None,
         desc: str,
         unit: str = "digits",
         stream: TextIO | None = None,
         enabled: bool | None = None,
-        min_interval_s: float = 0.2,
+        min_interval_s: float | None = None,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        unit_scale: bool = False,
+        leave: bool = True,
+        clock: Callable[[], float] | None = None,
     ) -> None:
-        if total < 0:
+        if total is not None and total < 0:
             raise ValueError(f"total = {total}: must be >= 0")
-        if min_interval_s < 0:
+        if min_interval_s is not None and min_interval_s < 0:
             raise ValueError(f"min_interval_s = {min_interval_s}: must be >= 0")
-        self.total = int(total)
+        self.total = None if total is None else int(total)
         self.desc = desc
         self.unit = unit
         self.stream: TextIO = stream if stream is not None else sys.stderr
-        self.enabled = progress_enabled(enabled)
-        self.min_interval_s = float(min_interval_s)
+        self.mode = progress_mode(enabled, self.stream)
+        self.enabled = self.mode != "off"
         self.count = 0
         self.postfix: dict[str, Any] = {}
         self.closed = False
-        self._clock = clock
-        self._start = clock()
-        self._samples: collections.deque[tuple[float, int]] = collections.deque([(self._start, 0)])
-        self._tty = _isatty(self.stream)
-        self._last_draw = -math.inf
-        self._last_log = self._start
-        self._last_decile = 0
-        self._drawn_width = 0
+        self._bar: _Bar | None = None
+        if not self.enabled:
+            return
+        tty = self.mode == "tty"
+        if tty:
+            interval = TTY_INTERVAL_S if min_interval_s is None else float(min_interval_s)
+        else:
+            interval = LOG_INTERVAL_S
+        self._bar = _Bar(
+            total=self.total,
+            desc=desc,
+            # tqdm writes the unit right after the number ("212.3digits/s"); a space reads better,
+            # except for scaled units ("1.2MB/s").
+            unit=unit if unit_scale else " " + unit,
+            unit_scale=unit_scale,
+            file=self.stream if tty else _LineWriter(self.stream),
+            mininterval=interval,
+            miniters=1,  # fixed: no background thread forcing redraws between updates
+            ascii=None if tty else True,
+            bar_format=None
+            if tty
+            else (_LOG_FORMAT if total is not None else _LOG_FORMAT_NO_TOTAL),
+            leave=leave,
+            dynamic_ncols=tty and self.stream in (sys.stderr, sys.stdout),
+        )
+        if clock is not None:
+            self._bar._time = clock  # type: ignore[method-assign]
+            self._bar.start_t = self._bar.last_print_t = clock()
 
     # --- public --------------------------------------------------------------------------------
     def update(self, n: int = 1, **postfix: Any) -> None:
-        """Add ``n`` finished items; ``postfix`` values replace those shown after the bar."""
+        """Add ``n`` finished items; ``postfix`` values replace those shown after the rate.
+
+        Cheap when nothing is redrawn: the postfix values are only formatted for a redraw.
+        """
         if self.closed:
             raise RuntimeError(f"progress bar '{self.desc}' is closed")
         self.count += n
-        self.postfix.update(postfix)
-        now = self._clock()
-        self._add_sample(now)
-        if not self.enabled:
-            return
-        if self._tty:
-            if now - self._last_draw >= self.min_interval_s or self.count >= self.total:
-                self._redraw(self.line())
-                self._last_draw = now
-        elif self.count < self.total and self._due_log(now):  # close() prints the last line
-            self._write(self.line() + "\n")
-            self._last_log = now
+        if postfix:
+            self.postfix.update(postfix)
+        if self._bar is not None:
+            if postfix:
+                self._bar.postfix_values = self.postfix
+                self._bar.postfix_stale = True
+            self._bar.update(n)
 
     def close(self, *, failed: bool = False) -> None:
-        """Print the final line (count, elapsed time, mean rate); a second call does nothing."""
+        """Draw the final state and end the line; ``failed`` marks the bar ``(stopped)``.
+
+        A second call does nothing.
+        """
         if self.closed:
             return
         self.closed = True
-        if not self.enabled:
+        if self._bar is None:
             return
-        text = self.final_line(self._clock(), failed=failed)
-        if self._tty:
-            self._redraw(text)
-            self._write("\n")
-        else:
-            self._write(text + "\n")
+        if failed:
+            self._bar.set_description_str(f"{self.desc} (stopped)", refresh=False)
+        with contextlib.suppress(OSError, ValueError):  # a broken stream: not worth a crash
+            self._bar.close()
 
     def __enter__(self) -> Progress:
         return self
@@ -149,93 +204,42 @@ class Progress:
     ) -> None:
         self.close(failed=exc_type is not None)
 
-    # --- what is shown -------------------------------------------------------------------------
-    @property
-    def elapsed_s(self) -> float:
-        """Seconds since the bar was made."""
-        return self._clock() - self._start
 
-    def rate(self) -> float | None:
-        """Items per second over the last ``RATE_WINDOW_S`` seconds of updates (None: unknown)."""
-        (t0, c0), (t1, c1) = self._samples[0], self._samples[-1]
-        if t1 <= t0:
-            return None
-        return (c1 - c0) / (t1 - t0)
+class _Bar(tqdm):
+    """tqdm that formats the postfix values only when it redraws."""
 
-    def line(self) -> str:
-        """The progress line: bar, count, percentage, rate, ETA and postfix values."""
-        rate = self.rate()
-        if self.count >= self.total:
-            eta = "ETA 0s"
-        elif rate and rate > 0:
-            eta = f"ETA {format_duration((self.total - self.count) / rate)}"
-        else:
-            eta = "ETA ?"
-        parts = [
-            self.desc,
-            self._bar(),
-            f"{self.count}/{self.total}",
-            f"{self._percent():.1f}%",
-            f"{_format_rate(rate)} {self.unit}/s",
-            eta,
-        ]
-        return "  ".join(p for p in [*parts, self._postfix_text()] if p)
+    def __init__(self, **kwargs: Any) -> None:
+        self.postfix_values: dict[str, Any] = {}
+        self.postfix_stale = False
+        super().__init__(**kwargs)
 
-    def final_line(self, now: float | None = None, *, failed: bool = False) -> str:
-        """The closing line: count, elapsed time and mean rate (and the last postfix values)."""
-        now = self._clock() if now is None else now
-        elapsed = now - self._start
-        mean = self.count / elapsed if elapsed > 0 else None
-        verb = "stopped after" if failed or self.count < self.total else "done in"
-        parts = [
-            self.desc,
-            self._bar(),
-            f"{self.count}/{self.total}",
-            f"{self._percent():.1f}%",
-            f"{verb} {format_duration(elapsed)}",
-            f"{_format_rate(mean)} {self.unit}/s mean",
-        ]
-        return "  ".join(p for p in [*parts, self._postfix_text()] if p)
+    def display(self, msg: str | None = None, pos: int | None = None) -> bool:
+        if self.postfix_stale:
+            self.postfix_stale = False
+            self.postfix = " ".join(
+                f"{k}={_format_value(v)}" for k, v in self.postfix_values.items()
+            )
+        return super().display(msg, pos)
 
-    # --- internals -----------------------------------------------------------------------------
-    def _percent(self) -> float:
-        return 100.0 if self.total == 0 else 100.0 * self.count / self.total
 
-    def _bar(self) -> str:
-        filled = (
-            BAR_WIDTH
-            if self.total == 0
-            else int(BAR_WIDTH * min(self.count, self.total) / self.total)
-        )
-        return "[" + "#" * filled + "." * (BAR_WIDTH - filled) + "]"
+class _LineWriter:
+    """A file-like view of ``stream`` that turns tqdm's in-place redraws (``"\\r" + line +
+    padding``) into whole lines, for log files."""
 
-    def _postfix_text(self) -> str:
-        return " ".join(f"{k}={_format_value(v)}" for k, v in self.postfix.items())
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
 
-    def _add_sample(self, now: float) -> None:
-        self._samples.append((now, self.count))
-        # Keep one sample at or before the window start, so the window spans >= RATE_WINDOW_S.
-        while len(self._samples) > 2 and self._samples[1][0] <= now - RATE_WINDOW_S:
-            self._samples.popleft()
+    def write(self, text: str) -> int:
+        lines = [part.rstrip() for part in text.replace("\n", "\r").split("\r")]
+        out = "".join(line + "\n" for line in lines if line)
+        if out:
+            with contextlib.suppress(OSError, ValueError):
+                self._stream.write(out)
+        return len(text)
 
-    def _due_log(self, now: float) -> bool:
-        decile = 10 if self.total == 0 else int(self.count / self.total / LOG_EVERY_FRACTION)
-        if decile > self._last_decile:
-            self._last_decile = decile
-            return True
-        return now - self._last_log >= LOG_EVERY_S
-
-    def _redraw(self, text: str) -> None:
-        pad = " " * max(0, self._drawn_width - len(text))
-        self._write("\r" + text + pad)
-        self._drawn_width = len(text)
-
-    def _write(self, text: str) -> None:
-        try:
-            self.stream.write(text)
-            self.stream.flush()
-        except (OSError, ValueError):  # closed or broken stream: progress is not worth a crash
-            self.enabled = False
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            self._stream.flush()
 
 
 def _isatty(stream: Any) -> bool:
@@ -245,24 +249,16 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
-def _format_rate(rate: float | None) -> str:
-    if rate is None or not math.isfinite(rate):
-        return "?"
-    if rate >= 1:
-        return f"{rate:.1f}"
-    return f"{rate:.3g}"
-
-
 def _format_value(value: Any) -> str:
+    """A postfix value as text: floats with 4 significant digits, tensors and numpy scalars as
+    their Python value, strings as they are."""
     if hasattr(value, "numpy") and callable(value.numpy):  # tensorflow tensors
         with contextlib.suppress(TypeError, ValueError, RuntimeError):
             value = value.numpy()
     if isinstance(value, bool) or not isinstance(value, float):
         if hasattr(value, "item") and callable(value.item):  # numpy / tensorflow scalars
-            try:
+            with contextlib.suppress(TypeError, ValueError):
                 return _format_value(value.item())
-            except (TypeError, ValueError):
-                pass
         return str(value)
     if not math.isfinite(value):
         return str(value)

@@ -30,3 +30,10 @@ def mnist_dir() -> Path:
     if found is None:
         pytest.skip("real MNIST not found: set STDP_DATA_DIR to a folder with the four IDX files")
     return found
+
+
+@pytest.fixture(autouse=True)
+def _no_download(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reaches the internet by accident: a missing data set fails at once instead of
+    being downloaded. Tests of the download unset this and serve the files from 127.0.0.1."""
+    monkeypatch.setenv("STDP_NO_DOWNLOAD", "1")

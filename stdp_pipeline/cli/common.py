@@ -1,0 +1,97 @@
+"""What every command of the CLI shares: the one-line error and the wrapper that produces it, the
+RUN_DIR argument and the ``--data-dir`` and ``--quiet`` options, and the stage result line."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from stdp_pipeline.errors import PipelineError
+from stdp_pipeline.stages.table import stage
+
+if TYPE_CHECKING:
+    from stdp_pipeline.io.rundir import RunDir
+
+#: Click settings of every command: ``-h`` too, and help text wrapped at 100 columns.
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+#: Key in ``click.Context.meta`` (shared by a command and its group) set by ``--quiet``.
+_QUIET_KEY = "stdp_pipeline.quiet"
+
+
+class UserError(click.ClickException):
+    """A user error as click shows it: ``Error: <one line>``, exit status 2."""
+
+    exit_code = 2
+
+
+def one_line(err: Exception) -> UserError:
+    """The error's message folded onto one line."""
+    return UserError(" ".join(str(err).split()))
+
+
+def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn library errors (:class:`PipelineError`) into one-line click errors, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except PipelineError as err:
+            raise one_line(err) from None
+
+    return wrapper
+
+
+# --- shared arguments and options ------------------------------------------------------------
+def _run_dir(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """Refuse a RUN_DIR that is a file, as a one-line error (not click's usage message)."""
+    if value is not None and value.exists() and not value.is_dir():
+        raise UserError(f"{value} is a file, not a folder: give a run directory")
+    return value
+
+
+#: The ``RUN_DIR`` argument of every stage command (a folder; need not exist yet for ``encode``
+#: and ``run``). A file gives ``Error: <one line>``, exit status 2.
+RUN_DIR = click.argument("run_dir", type=click.Path(path_type=Path), callback=_run_dir)
+
+#: ``--data-dir DIR``: where the data set's IDX files are (passed on to the data loader).
+DATA_DIR = click.option(
+    "--data-dir",
+    default=None,
+    metavar="DIR",
+    help="Folder with the data set's IDX files [default: $STDP_DATA_DIR, else ./data/<dataset>].",
+)
+
+
+def _remember_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta[_QUIET_KEY] = True
+
+
+#: ``--quiet`` / ``-q``: no progress bars. Taken by the group and by every stage command, so
+#: ``stdp-pipeline --quiet train X`` and ``stdp-pipeline train X --quiet`` mean the same; read it
+#: with :func:`progress_setting`.
+QUIET = click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    expose_value=False,
+    callback=_remember_quiet,
+    help="No progress bars.",
+)
+
+
+def progress_setting(ctx: click.Context) -> bool | None:
+    """The ``progress`` argument of the stage functions: ``False`` if ``--quiet`` was given (to
+    the group or the command), else ``None`` (bars follow ``STDP_PROGRESS``)."""
+    return False if ctx.meta.get(_QUIET_KEY) else None
+
+
+def echo_result(name: str, run: RunDir, result: Any) -> None:
+    """Print stage ``name``'s one-line result (:meth:`~stdp_pipeline.stages.table.Stage.describe`)
+    from what its library function returned."""
+    click.echo(stage(name).describe(run, result))

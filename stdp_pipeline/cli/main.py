@@ -1,0 +1,328 @@
+"""``stdp-pipeline``: the command line, a thin shell over the library's stage functions.
+
+Each command parses its options, calls one library function and reports where the results are.
+The stages, their order (the order of ``run``), their summaries in the help and their one-line
+results come from the stage table, :mod:`stdp_pipeline.stages.table`. A
+:class:`~stdp_pipeline.errors.PipelineError` leaves as ``Error: <one line>`` with exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from stdp_pipeline import __version__
+from stdp_pipeline.cli.common import (
+    CONTEXT,
+    DATA_DIR,
+    QUIET,
+    RUN_DIR,
+    echo_result,
+    friendly,
+    progress_setting,
+)
+from stdp_pipeline.cli.data import data
+from stdp_pipeline.cli.report import compare, curves, fields, reconstruct
+from stdp_pipeline.stages.table import STAGES
+
+_CONFIG = click.option(
+    "--config",
+    "config_source",
+    required=True,
+    metavar="PRESET|FILE",
+    help="A preset name (see `stdp-pipeline config presets`) or a .toml/.yaml/.json file.",
+)
+_SET = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override one config key, e.g. --set network.n_excitatory=100 (repeatable).",
+)
+
+
+def _doc(text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give the decorated function the docstring ``text`` (click shows it as the help)."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn.__doc__ = text
+        return fn
+
+    return decorate
+
+
+def _rows(*commands: tuple[str, str]) -> list[str]:
+    """Help lines ``  name  summary`` with the summaries aligned."""
+    return [f"  {name:12s} {summary}" for name, summary in commands]
+
+
+def _main_help() -> str:
+    """The group help; its stage list is the stage table, in the order `run` runs them."""
+    return "\n".join(
+        [
+            "Unsupervised MNIST learning by STDP in TensorFlow spiking networks "
+            "(Diehl & Cook 2015).",
+            "",
+            "\b",
+            "Stages, each reading and writing one run directory:",
+            *_rows(*((s.name, s.summary) for s in STAGES)),
+            *_rows(("run", "all of the above in order")),
+            "And across runs:",
+            *_rows(("compare", "the accuracy table against published results")),
+            "",
+            "\b",
+            "Examples:",
+            "  stdp-pipeline data check",
+            "  stdp-pipeline run results/dc100 --config diehl-cook-100",
+            "  stdp-pipeline encode results/quick --config diehl-cook-100 \\",
+            "      --set data.train_digits=2000 --set data.assign_start=2000 \\",
+            "      --set data.assign_digits=1000 --set data.allow_overlap=false",
+            "  stdp-pipeline train results/quick",
+            "  stdp-pipeline assign results/quick && stdp-pipeline evaluate results/quick",
+        ]
+    )
+
+
+def _run_help() -> str:
+    """The help of `run`; the stage order is the stage table's."""
+    return "\n".join(
+        [
+            f"Run every stage in order: {', '.join(s.name for s in STAGES)}.",
+            "",
+            "Each stage runs with the defaults of its own command and prints the same one-line "
+            "result.",
+            "",
+            "\b",
+            "Examples:",
+            "  stdp-pipeline run results/dc100 --config diehl-cook-100",
+            "  stdp-pipeline run results/quick --config scripts/configs/diehl-cook-100-quick.toml",
+        ]
+    )
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="stdp-pipeline")
+@QUIET
+@_doc(_main_help())
+def main() -> None:
+    pass
+
+
+main.add_command(data)
+for _command in (fields, reconstruct, curves, compare):
+    main.add_command(_command)
+
+
+@main.group()
+def config() -> None:
+    """Inspect presets and config keys.
+
+    \b
+    Examples:
+      stdp-pipeline config presets
+      stdp-pipeline config show diehl-cook-400 --set network.n_excitatory=100
+      stdp-pipeline config keys
+    """
+
+
+@config.command("presets")
+def config_presets() -> None:
+    """List the shipped presets."""
+    from stdp_pipeline.io.config import load_config, preset_names
+
+    for name in preset_names():
+        c = load_config(name)
+        click.echo(
+            f"{name:20s} {c.network.n_excitatory:5d} neurons  {c.network.neuron:11s} neurons  "
+            f"{c.learning.rule:5s} STDP  {c.train.epochs} epoch(s)"
+        )
+
+
+@config.command("show")
+@click.argument("source", metavar="PRESET|FILE")
+@_SET
+@friendly
+def config_show(source: str, overrides: tuple[str, ...]) -> None:
+    """Print the resolved config (a preset or file plus --set overrides) as TOML."""
+    from stdp_pipeline.io.config import load_config, to_toml
+
+    click.echo(to_toml(load_config(source, overrides)))
+
+
+@config.command("keys")
+def config_keys() -> None:
+    """List every config key with its default value."""
+    from stdp_pipeline.io.config import ExperimentConfig, all_keys
+
+    flat = ExperimentConfig().to_dict()
+    for key in all_keys():
+        value: Any = flat
+        for part in key.split("."):
+            value = value[part]
+        click.echo(f"{key:32s} {json.dumps(value)}")
+
+
+@main.command()
+@RUN_DIR
+@_CONFIG
+@_SET
+@DATA_DIR
+@QUIET
+@click.pass_context
+@friendly
+def encode(
+    ctx: click.Context,
+    run_dir: Path,
+    config_source: str,
+    overrides: tuple[str, ...],
+    data_dir: str | None,
+) -> None:
+    """Resolve the config and store the digits each stage will see.
+
+    Writes RUN_DIR/config.json, manifest.json, encoded/{train,assign,test}.npz and
+    input_raster.png (the input spikes of the first digits). Spikes are never stored: each
+    digit's spikes are a pure function of (seed, stage, digit index). A data set that is not in
+    the data folder is downloaded there first (checksummed; STDP_NO_DOWNLOAD=1 turns that off).
+
+    \b
+    Examples:
+      stdp-pipeline encode results/dc100 --config diehl-cook-100
+      stdp-pipeline encode results/dc100-s1 --config diehl-cook-100 --set seed=1
+    """
+    from stdp_pipeline.io.config import load_config
+    from stdp_pipeline.stages.encode import run_encode
+
+    cfg = load_config(config_source, overrides)
+    run = run_encode(
+        run_dir, cfg, data_dir=data_dir, command=sys.argv, progress=progress_setting(ctx)
+    )
+    echo_result("encode", run, run)
+
+
+@main.command()
+@RUN_DIR
+@click.option(
+    "--epochs",
+    type=int,
+    default=None,
+    help="Passes over the training digits [default: train.epochs of the config].",
+)
+@click.option("--limit", type=int, default=None, help="Use only the first N training digits.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue from the newest checkpoint; ends with the same weights as an uninterrupted run.",
+)
+@QUIET
+@click.pass_context
+@friendly
+def train(
+    ctx: click.Context, run_dir: Path, epochs: int | None, limit: int | None, resume: bool
+) -> None:
+    """Learn without labels: STDP on the training digits, in order.
+
+    Writes RUN_DIR/model.npz (weights, thresholds), train_log.csv (one row per digit),
+    train_curve.csv (one row per chunk) and checkpoints/ every train.checkpoint_every digits.
+
+    \b
+    Examples:
+      stdp-pipeline train results/dc100
+      stdp-pipeline train results/dc100 --limit 2000
+      stdp-pipeline train results/dc100 --resume      # after an interruption
+    """
+    from stdp_pipeline.io.rundir import RunDir
+    from stdp_pipeline.stages.train import run_train
+
+    run = RunDir(run_dir)
+    summary = run_train(
+        run, epochs=epochs, limit=limit, resume=resume, progress=progress_setting(ctx)
+    )
+    echo_result("train", run, summary)
+
+
+@main.command()
+@RUN_DIR
+@QUIET
+@click.pass_context
+@friendly
+def assign(ctx: click.Context, run_dir: Path) -> None:
+    """Assign each neuron the class it responds to most (learning off).
+
+    Presents the assignment slice (labelled training digits, never test digits) and writes
+    RUN_DIR/assignments.npz.
+
+    \b
+    Example:
+      stdp-pipeline assign results/dc100
+    """
+    from stdp_pipeline.io.rundir import RunDir
+    from stdp_pipeline.stages.assign import run_assign
+
+    run = RunDir(run_dir)
+    echo_result("assign", run, run_assign(run, progress=progress_setting(ctx)))
+
+
+@main.command()
+@RUN_DIR
+@QUIET
+@click.pass_context
+@friendly
+def evaluate(ctx: click.Context, run_dir: Path) -> None:
+    """Classify the test digits by the assigned neurons' votes.
+
+    Writes RUN_DIR/metrics.json (accuracy per voting scheme, "all_activity" and "proportion",
+    and of a linear read-out fitted on the assignment slice, "linear"), confusion.csv and
+    confusion.png.
+
+    \b
+    Example:
+      stdp-pipeline evaluate results/dc100
+    """
+    from stdp_pipeline.io.rundir import RunDir
+    from stdp_pipeline.stages.evaluate import run_evaluate
+
+    run = RunDir(run_dir)
+    echo_result("evaluate", run, run_evaluate(run, progress=progress_setting(ctx)))
+
+
+@main.command("run")
+@RUN_DIR
+@_CONFIG
+@_SET
+@DATA_DIR
+@click.option("--epochs", type=int, default=None, help="Override train.epochs.")
+@click.option("--limit", type=int, default=None, help="Train on the first N digits only.")
+@QUIET
+@click.pass_context
+@friendly
+@_doc(_run_help())
+def run_all(
+    ctx: click.Context,
+    run_dir: Path,
+    config_source: str,
+    overrides: tuple[str, ...],
+    data_dir: str | None,
+    epochs: int | None,
+    limit: int | None,
+) -> None:
+    from stdp_pipeline.io.config import load_config
+    from stdp_pipeline.stages.table import run_stages
+
+    run_stages(
+        run_dir,
+        load_config(config_source, overrides),
+        data_dir=data_dir,
+        command=sys.argv,
+        progress=progress_setting(ctx),
+        options={"train": {"epochs": epochs, "limit": limit}},
+        on_result=lambda stage, run, result: click.echo(stage.describe(run, result)),
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""The simulation: neuron models, learning rules, input codes, wiring and the network."""

@@ -1,0 +1,123 @@
+"""Poisson rate code: each pixel a Poisson process whose rate grows with its intensity.
+
+A pixel of intensity ``p`` (0..255) fires at ``r = p / 255 * (rate_max_hz + level *
+retry_rate_step_hz)`` Hz (Diehl & Cook: ``p / 4`` Hz, at most 63.75 Hz; ``level`` = retry level,
+0 at first). The ``P`` processes of a digit are drawn as their superposition: at step ``t`` of
+length ``dt`` the number of input spikes is ``n_t ~ Poisson(dt * sum_i r_i)`` and each of them
+comes from input ``i`` with probability ``r_i / sum_j r_j`` (inverse-CDF sampling). This is the
+same point process as independent per-input Poisson trains discretised to the step, but it draws
+``T * (1 + n_t)`` random numbers per digit instead of ``T * 784``: a digit carries about 2,300
+input spikes in 350 ms, so a dense raster would be over 99 % zeros. Config section: ``poisson``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
+
+from stdp_pipeline._tf import tf
+from stdp_pipeline.params import Section, num
+from stdp_pipeline.sim.codes.base import SLOTS, Events, from_counts, uniform_at, uniforms
+
+if TYPE_CHECKING:
+    from stdp_pipeline.io.config import ExperimentConfig
+
+
+@dataclass(frozen=True)
+class PoissonConfig(Section):
+    """Poisson rate code (``encoding.code = "poisson"``): a pixel of intensity ``p`` (0..255)
+    fires at ``p / 255 * rate_max_hz`` Hz (Diehl & Cook: ``p / 4`` Hz, at most 63.75 Hz). A retry
+    (too few excitatory spikes) adds ``retry_rate_step_hz`` (at 255) to the maximum rate."""
+
+    _section = "poisson"
+    rate_max_hz: float = num(63.75, gt=0, le=1000)
+    retry_rate_step_hz: float = num(31.875, ge=0)
+
+
+SECTIONS = {"poisson": PoissonConfig}
+
+
+class Params(NamedTuple):
+    """Peak rate at intensity 255 and its increase per retry level, Hz."""
+
+    rate_max_hz: float
+    retry_rate_step_hz: float
+
+
+def params(config: ExperimentConfig) -> Params:
+    """The code's parameters from the ``poisson`` section."""
+    c = config.poisson
+    return Params(c.rate_max_hz, c.retry_rate_step_hz)
+
+
+def describe(p: Params) -> str:
+    """For plot titles."""
+    return f"Poisson rate code, peak {p.rate_max_hz:g} Hz"
+
+
+def intensity_rates(
+    images: tf.Tensor,
+    rate_max_hz: float,
+    level: tf.Tensor | float = 0.0,
+    retry_rate_step_hz: float = 0.0,
+) -> tf.Tensor:
+    """Rates in Hz of uint8 images ``[..., P]``: ``p / 255 * (rate_max_hz + level * step)``."""
+    peak = rate_max_hz + tf.cast(level, tf.float32) * retry_rate_step_hz
+    return tf.cast(images, tf.float32) * (peak / 255.0)
+
+
+def poisson_counts(lam: tf.Tensor, u: tf.Tensor) -> tf.Tensor:
+    """Inverse-CDF Poisson draws: ``lam`` ``[B]`` means, ``u`` ``[B, T]`` uniforms -> ``[B, T]``
+    int32 counts, ``min{k : CDF(k) > u}``. The CDF table reaches 12 standard deviations past the
+    largest mean (at least ``SLOTS + 1`` entries), so counts are exact far beyond ``SLOTS``."""
+    lam = tf.maximum(tf.cast(lam, tf.float32), 1e-30)
+    top = tf.reduce_max(lam)
+    reach = tf.cast(tf.math.ceil(top + 12.0 * tf.sqrt(top) + 12.0), tf.int32)
+    size = tf.maximum(SLOTS + 1, reach)
+    k = tf.range(size, dtype=tf.float32)
+    lam = lam[:, None]
+    cdf = tf.cumsum(tf.exp(k * tf.math.log(lam) - lam - tf.math.lgamma(k + 1.0)), axis=1)
+    return tf.reduce_sum(tf.cast(u[:, :, None] >= cdf[:, None, :], tf.int32), axis=2)
+
+
+def events(
+    p: Params,
+    images: tf.Tensor,
+    keys: tf.Tensor,
+    *,
+    level: tf.Tensor | int = 0,
+    steps: int,
+    dt_ms: float,
+) -> Events:
+    """Draw one presentation of each digit of a batch, as events (see :class:`Events`).
+
+    Args:
+      images: ``[B, P]`` uint8 intensities. ``keys``: ``[B]`` from ``presentation_keys``.
+      level: retry level (raises the peak rate). steps: ``T``. dt_ms: step length, ms.
+
+    Step ``t`` of digit ``b`` holds ``n_bt ~ Poisson(dt * sum_i r_bi)`` spikes (at most ``SLOTS``);
+    spike ``k`` of the step comes from input ``searchsorted(cdf_b, u * total_b)`` with ``u`` the
+    uniform number ``t * SLOTS + k`` of stream 2 of the digit's key. Only the ``E`` spikes that
+    occur are drawn: no random number is spent on empty slots.
+    """
+    rates = intensity_rates(images, p.rate_max_hz, level, p.retry_rate_step_hz)
+    cdf = tf.cumsum(rates, axis=1)
+    total = cdf[:, -1]
+    counts = poisson_counts(total * (dt_ms / 1000.0), uniforms(keys, 1, tf.range(steps)))
+    dropped = tf.reduce_sum(tf.maximum(counts - SLOTS, 0), axis=1)
+    counts = tf.minimum(counts, SLOTS)
+    b = tf.shape(images)[0]
+    segment, slot, digit = from_counts(counts, steps)
+    n_events = tf.shape(segment)[0]
+    u = uniform_at(tf.gather(keys, digit), 2, (segment % steps) * SLOTS + slot)
+    value = u * tf.gather(total, digit)
+    # Search each digit's own CDF: lay the values out as [B, most events of a digit].
+    per_digit = tf.reduce_sum(counts, axis=1)
+    rank = tf.range(n_events) - tf.gather(tf.cumsum(per_digit, exclusive=True), digit)
+    where = tf.stack([digit, rank], axis=1)
+    table = tf.scatter_nd(where, value, tf.stack([b, tf.maximum(tf.reduce_max(per_digit), 1)]))
+    found = tf.gather_nd(tf.searchsorted(cdf, table, side="right", out_type=tf.int32), where)
+    # u * total can round up to total in float32: such a spike belongs to the last lit pixel.
+    last_lit = tf.searchsorted(cdf, total[:, None], side="left", out_type=tf.int32)[:, 0]
+    source = tf.minimum(found, tf.gather(last_lit, digit))
+    return Events(segment, slot, source, dropped, tf.reduce_max(counts, axis=1))

@@ -1,0 +1,329 @@
+"""The spiking network: a ``tf.Module`` that owns the learned state and its compiled programs.
+
+Learned state (``tf.Variable``): ``weights`` (input -> excitatory, plastic; ``[P, N]`` for whole
+digits, ``[Gw, P, Ng]`` for patched models, see :class:`~stdp_pipeline.geometry.Layout`) and
+``theta`` (the excitatory neurons' adaptive threshold; ``[N]`` or ``[Gw, Ng]``). Per-sample state
+(voltages, conductances, traces, refractory clocks) exists only inside a presentation and starts
+from rest for every presentation: the ``rest_ms`` pause of Diehl & Cook between digits is taken as
+a full relaxation of the per-sample state (theta still relaxes over it while learning, as its
+neuron model says).
+
+The parts come from the registry (:mod:`stdp_pipeline.sim.registry`): the neuron model of both
+layers (``network.neuron``), the learning rule (``learning.rule``) and the input code
+(``encoding.code``). The compiled loops below call their functions and never ask which part they
+hold. One step, in Brian's order (integrate, threshold, reset; spikes act from the next step)::
+
+    s_e, exc = neuron.step(exc, drive = sum of W rows of this step's input spikes,
+                           threshold = base + theta)
+    s_i, inh = neuron.step(inh, no drive)                        (when inhibition is on)
+    inh = neuron.receive(inh, exc = exc_to_inh_weight * s_e)     (one-to-one)
+    exc = neuron.receive(exc, inh = inh_to_exc_weight * (sum(s_i) - s_i))   (hollow)
+
+Patched models run the ``G`` patch groups side by side as a leading axis ``[G, Ng]`` of every
+state tensor, each group with its own inhibition; a pixel's spike reaches every patch that holds
+it.
+
+Programs: :meth:`SpikingNetwork.learning_program` (one presentation with plasticity, one XLA
+program per slot width: the rule's ``decay`` and ``on_pre`` each step, ``on_post`` for each neuron
+that fired), :meth:`SpikingNetwork.input_slots` and :meth:`SpikingNetwork.input_currents` (the
+input code's spikes, per step or summed through the weights) and :meth:`SpikingNetwork.simulate`
+(a batch of digits with learning off). The drivers that show digits with retries, one by one or
+in batches, are in :mod:`stdp_pipeline.sim.present`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stdp_pipeline._tf import tf
+from stdp_pipeline.geometry import Layout
+from stdp_pipeline.io.config import ExperimentConfig
+from stdp_pipeline.sim import registry, wiring
+from stdp_pipeline.sim.codes import base as codes
+from stdp_pipeline.sim.rules.base import normalise_columns
+
+#: Slot widths of the compiled learning presentations: a digit runs in the narrowest that holds
+#: its busiest step, so the per-step gather reads few padding rows.
+SLOT_WIDTHS = (8, 12, 16, 24, codes.SLOTS)
+
+
+class SpikingNetwork(tf.Module):
+    """Input code -> excitatory layer (plastic weights, adaptive threshold) <-> inhibitory layer.
+
+    Args:
+      config: the experiment config.
+      n_inputs: pixels of an image (784 for 28x28 digits).
+    """
+
+    def __init__(self, config: ExperimentConfig, n_inputs: int = 784) -> None:
+        super().__init__(name="spiking_network")
+        self.config = config
+        self.layout = Layout.of(config, n_inputs)
+        self.n_inputs = n_inputs
+        self.n = self.layout.n_outputs
+        self.neuron = registry.neuron(config.network.neuron)
+        self.exc_params = self.neuron.params(config, "excitatory")
+        self.inh_params = self.neuron.params(config, "inhibitory")
+        self.rule = registry.rule(config.learning.rule)
+        self.rule_params = self.rule.params(config)
+        self.code = registry.code(config.encoding.code)
+        self.code_params = self.code.params(config)
+        lay = self.layout
+        #: ``[G, P+1]`` image pixel of each patch row; ``[G, n_inputs+1]`` row of each pixel in
+        #: each patch; ``[G]`` weight group of each position.
+        self._pixel_of_row = tf.constant(lay.pixel_of_row())
+        self._row_of_pixel = tf.constant(lay.row_of_pixel())
+        self._wgroup = tf.constant(lay.weight_group_of())
+        init = tf.random.stateless_uniform(
+            lay.weight_shape, seed=[config.seed, 7919], maxval=config.learning.w_init_max
+        )
+        self.weights = tf.Variable(init, name="weights", trainable=False)
+        theta0 = self.neuron.theta_init(self.exc_params)
+        self.theta = tf.Variable(tf.fill(lay.theta_shape, theta0), name="theta", trainable=False)
+        self._programs: dict[int, tf.types.experimental.ConcreteFunction] = {}
+        self.input_slots = tf.function(self._input_slots, reduce_retracing=True)
+        self.input_currents = tf.function(self._input_currents, reduce_retracing=True)
+        self.simulate = tf.function(self._simulate, jit_compile=True, reduce_retracing=True)
+
+    # ------------------------------------------------------------------------------------------
+    # learned state
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Learned state as numpy arrays: ``weights`` and ``theta`` in the layout's shapes."""
+        return {"weights": self.weights.numpy(), "theta": self.theta.numpy()}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Load learned state saved by :meth:`get_state`."""
+        self.weights.assign(np.asarray(state["weights"], np.float32))
+        self.theta.assign(np.asarray(state["theta"], np.float32))
+
+    def _w3(self) -> tf.Tensor:
+        """Weights as ``[Gw, P, Ng]`` whatever the layout."""
+        lay = self.layout
+        return tf.reshape(self.weights, [lay.weight_groups, lay.patch_inputs, lay.group_size])
+
+    def _theta2(self) -> tf.Tensor:
+        """Thresholds as ``[Gw, Ng]``."""
+        return tf.reshape(self.theta, [self.layout.weight_groups, self.layout.group_size])
+
+    def _per_position(self, x: tf.Tensor) -> tf.Tensor:
+        """``[Gw, ...]`` learned values as seen by each of the ``G`` positions."""
+        return tf.gather(x, self._wgroup) if self.layout.shared else x
+
+    def _per_weight_group(self, x: tf.Tensor) -> tf.Tensor:
+        """Sum ``[G, ...]`` per-position values into their ``Gw`` weight groups."""
+        return tf.reduce_sum(x, axis=0, keepdims=True) if self.layout.shared else x
+
+    # ------------------------------------------------------------------------------------------
+    # the two layers, one step
+    def _init_layers(self, shape: list) -> tuple:
+        """Resting state of the excitatory and inhibitory layers, each ``shape``."""
+        return (
+            self.neuron.init(self.exc_params, shape),
+            self.neuron.init(self.inh_params, shape),
+        )
+
+    def _layers_step(
+        self, layers: tuple, drive: tf.Tensor, theta: tf.Tensor
+    ) -> tuple[tf.Tensor, tuple]:
+        """One step of both layers (see the module docstring). ``drive``: summed input weights of
+        this step's input spikes ``[..., G, Ng]``; ``theta`` the adaptive thresholds per position.
+        Returns the excitatory spikes and the new layer states."""
+        m, pe, pi = self.neuron, self.exc_params, self.inh_params
+        net, dt = self.config.network, self.config.encoding.dt_ms
+        exc, inh = layers
+        s_e, exc = m.step(pe, exc, drive, m.base_threshold(pe) + theta, dt)
+        if net.inhibition:
+            s_i, inh = m.step(pi, inh, None, m.base_threshold(pi), dt)
+            inh = m.receive(pi, inh, wiring.one_to_one_apply(s_e, net.exc_to_inh_weight), None, dt)
+            exc = m.receive(pe, exc, None, wiring.hollow_apply(s_i, net.inh_to_exc_weight), dt)
+        return s_e, (exc, inh)
+
+    # ------------------------------------------------------------------------------------------
+    # input spikes
+    def _events(
+        self, images: tf.Tensor, indices: tf.Tensor, level: tf.Tensor, stage: str, epoch=0
+    ) -> codes.Events:
+        """The input code's events for digits ``indices`` at retry ``level`` in pass ``epoch``."""
+        keys = codes.presentation_keys(self.config.seed, stage, indices, level, epoch)
+        enc = self.config.encoding
+        return self.code.events(
+            self.code_params, images, keys, level=level, steps=enc.steps, dt_ms=enc.dt_ms
+        )
+
+    def _input_slots(
+        self,
+        images: tf.Tensor,
+        indices: tf.Tensor,
+        level: tf.Tensor,
+        stage: str,
+        epoch: tf.Tensor | int = 0,
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Input spikes of a batch of digits per step: slots ``[B, T, K]`` int32 (image pixels,
+        ``n_inputs`` where empty), dropped spikes ``[B]`` and each digit's busiest step ``[B]``.
+        Digit ``b``'s spikes depend only on ``(seed, stage, indices[b], level, epoch)``."""
+        ev = self._events(images, indices, level, stage, epoch)
+        slots = codes.slots(ev, tf.shape(images)[0], self.config.encoding.steps, images.shape[-1])
+        return slots, ev.dropped, ev.busiest
+
+    def _input_currents(
+        self, images: tf.Tensor, indices: tf.Tensor, level: tf.Tensor, stage: str
+    ) -> tf.Tensor:
+        """Input currents ``[B, T, G, Ng]`` of a batch of digits: their input spike events summed
+        per step through the weights, a sorted sparse segment sum of weight rows,
+        ``cur[b*T + t] = sum of W[source] over the events of step t of digit b`` (``X @ W`` for
+        the ``[B*T, P]`` spike counts ``X``). Weights are fixed during inference: exact."""
+        ev = self._events(images, indices, level, stage)
+        b, t = tf.shape(images)[0], self.config.encoding.steps
+        lay = self.layout
+        g, p, ng = lay.n_groups, lay.patch_inputs, lay.group_size
+        if not lay.patched:
+            cur = tf.sparse.segment_sum(self.weights, ev.source, ev.segment, num_segments=b * t)
+            return tf.reshape(cur, [b, t, 1, ng])
+        # Each event reaches every patch that holds its pixel: segment g*B*T + (b*T + t) (sorted,
+        # group-major), weight row wgroup[g]*P + row of the pixel in patch g.
+        local = tf.gather(self._row_of_pixel, ev.source, axis=1)  # [G, E]
+        inside = local < p
+        row = tf.boolean_mask(self._wgroup[:, None] * p + local, inside)
+        seg = tf.boolean_mask(tf.range(g)[:, None] * (b * t) + ev.segment[None, :], inside)
+        flat_w = tf.reshape(self.weights, [-1, ng])
+        cur = tf.sparse.segment_sum(flat_w, row, seg, num_segments=g * b * t)
+        cur = tf.transpose(tf.reshape(cur, [g, b * t, ng]), [1, 0, 2])
+        return tf.reshape(cur, [b, t, g, ng])
+
+    # ------------------------------------------------------------------------------------------
+    # inference: a batch, learning off
+    def _simulate(self, currents: tf.Tensor) -> tf.Tensor:
+        """Simulate a batch of input currents ``[B, T, G, Ng]`` with learning off (theta
+        frozen): excitatory spike counts ``[B, G * Ng]`` (group-major)."""
+        theta = self._per_position(self._theta2())
+        b = tf.shape(currents)[0]
+        steps = self.config.encoding.steps
+        cur_t = tf.transpose(currents, [1, 0, 2, 3])
+
+        def body(t, layers, count):
+            s_e, layers = self._layers_step(layers, cur_t[t], theta)
+            return t + 1, layers, count + s_e
+
+        shape = [b, self.layout.n_groups, self.layout.group_size]
+        _, _, count = tf.while_loop(
+            lambda t, *_: t < steps,
+            body,
+            (tf.constant(0), self._init_layers(shape), tf.zeros(shape)),
+        )
+        return tf.reshape(count, [b, self.n])
+
+    # ------------------------------------------------------------------------------------------
+    # learning: one presentation, one compiled program per slot width
+    def learning_program(self, width: int) -> tf.types.experimental.ConcreteFunction:
+        """The compiled learning presentation for slots ``[T, width]`` (int32 image pixels,
+        ``n_inputs`` = none): it updates ``weights`` and ``theta`` and returns the excitatory
+        spike counts ``[G * Ng]``. Compiled once per width (XLA)."""
+        if width not in self._programs:
+            fn = tf.function(self._present_learning, jit_compile=True)
+            spec = tf.TensorSpec([self.config.encoding.steps, width], tf.int32)
+            self._programs[width] = fn.get_concrete_function(spec)
+        return self._programs[width]
+
+    def _present_learning(self, slots: tf.Tensor) -> tf.Tensor:
+        """One presentation with plasticity (see :meth:`learning_program`).
+
+        Normalises the weight columns, runs ``T`` steps with the event-driven rule, and writes
+        the new ``weights`` and ``theta`` back. All ``G`` patch groups run together (``G = 1``
+        for whole digits): a step gathers, per group, the weight rows of the pixels that spiked
+        inside its patch. The steps run in an inner loop that stops at the first step with an
+        excitatory spike; the outer loop then applies the postsynaptic updates of that step,
+        column by column, and resumes. Steps without a postsynaptic spike (nearly all) thus
+        carry no conditional.
+        """
+        cfg, lay = self.config, self.layout
+        enc, lc = cfg.encoding, cfg.learning
+        dt, steps = enc.dt_ms, enc.steps
+        g, p, ng, pix = lay.n_groups, lay.patch_inputs, lay.group_size, self.n_inputs
+        rule, rp = self.rule, self.rule_params
+        not_pad = tf.concat([tf.ones([pix]), tf.zeros([1])], axis=0)  # per image pixel
+        rows_p1 = tf.range(p + 1)
+        wgroup = self._wgroup
+        theta0 = self._theta2()
+        adapt = self.neuron.adaptation(self.exc_params, dt, steps, enc.rest_ms)
+
+        def row_index(idx):
+            """Where the weight rows of the step's pixels ``idx`` ``[K]`` lie in ``w``:
+            ``[G, K, 2]`` (weight group, patch row) when patched, ``[K, 1]`` (row) otherwise."""
+            if not lay.patched:
+                return idx[:, None]
+            local = tf.gather(self._row_of_pixel, idx, axis=1)  # [G, K] rows in each patch
+            return tf.stack([tf.broadcast_to(wgroup[:, None], tf.shape(local)), local], -1)
+
+        def step(t, w, carry, layers, rstate, count, s_e):
+            idx = slots[t]  # [K] image pixels
+            where = row_index(idx)
+            rows = tf.gather_nd(w, where)  # [G, K, Ng], or [K, Ng] for whole digits
+            if not lay.patched:
+                rows = rows[None]
+            theta_pos = self._per_position(adapt.at(carry, theta0, t))
+            s_e, layers = self._layers_step(layers, tf.reduce_sum(rows, axis=1), theta_pos)
+            carry = adapt.spiked(carry, self._per_weight_group(s_e), t)
+            now = tf.cast(t, tf.float32) * dt
+            rstate = rule.decay(rp, rstate, dt)
+            rstate, new_rows = rule.on_pre(rp, rstate, rows, idx, now)
+            if new_rows is not None:
+                w = tf.tensor_scatter_nd_update(
+                    w, tf.reshape(where, [-1, where.shape[-1]]), tf.reshape(new_rows, [-1, ng])
+                )
+            return t + 1, w, carry, layers, rstate, count + s_e, s_e
+
+        def potentiate(t, w, rstate, s_e):
+            """Postsynaptic updates for the spikes ``s_e`` ``[G, Ng]`` of step ``t - 1``."""
+            now = tf.cast(t - 1, tf.float32) * dt
+            factor = rule.pre_factor(rp, rstate, now) * not_pad
+            # [G, P+1]: the factor of each patch row
+            factor = tf.gather(factor, self._pixel_of_row) if lay.patched else factor[None]
+            flat = tf.reshape(s_e, [-1])
+            order = tf.argsort(flat, direction="DESCENDING", stable=True)
+            n_fired = tf.cast(tf.reduce_sum(flat), tf.int32)
+
+            def one(m, w):
+                pos, j = order[m] // ng, order[m] % ng
+                column = [rows_p1, tf.fill([p + 1], j)]
+                if lay.patched:
+                    column.insert(0, tf.fill([p + 1], wgroup[pos]))
+                where = tf.stack(column, axis=-1)
+                new = rule.on_post(rp, rstate, tf.gather_nd(w, where), factor[pos], pos, j)
+                return m + 1, tf.tensor_scatter_nd_update(w, where, new)
+
+            w = tf.while_loop(lambda m, w: m < n_fired, one, (tf.constant(0), w))[1]
+            return w, rule.after_post(rp, rstate, s_e)
+
+        def segment(t, w, carry, layers, rstate, count, s_e):
+            w, rstate = potentiate(t, w, rstate, s_e)
+            state = (t, w, carry, layers, rstate, count, tf.zeros([g, ng]))
+            first = step(*state)  # always advance one step, then run on until a spike
+            return tf.while_loop(
+                lambda t, *rest: tf.logical_and(t < steps, tf.reduce_all(rest[-1] == 0)),
+                step,
+                first,
+            )
+
+        w = self._w3()
+        w = tf.transpose(normalise_columns(
+            tf.transpose(w, [1, 0, 2]), lc.weight_sum), [1, 0, 2])  # fmt: skip
+        w = tf.concat([w, tf.zeros([lay.weight_groups, 1, ng])], axis=1)  # zero padding row
+        if not lay.patched:
+            w = w[0]  # whole digits: the loop carries [P+1, N]
+        zeros = tf.zeros([g, ng])
+        init = (
+            tf.constant(0),
+            w,
+            adapt.start(theta0),
+            self._init_layers([g, ng]),
+            rule.init(rp, [g, ng], pix),
+            zeros,
+            zeros,
+        )
+        t, w, carry, _, rstate, count, s_e = tf.while_loop(lambda t, *_: t < steps, segment, init)
+        w, _ = potentiate(t, w, rstate, s_e)  # spikes of the last step
+        theta = adapt.end(carry, theta0)  # the end of the presentation, then the rest
+        w = w[:-1] if not lay.patched else w[:, :-1]
+        self.weights.assign(tf.reshape(w, tf.shape(self.weights)))
+        self.theta.assign(tf.reshape(theta, tf.shape(self.theta)))
+        return tf.reshape(count, [-1])

@@ -1,0 +1,188 @@
+"""Showing digits to a network: with learning, one after another; without, in batches.
+
+Both paths retry a digit that drew too few excitatory spikes (Diehl & Cook): while the layer
+fires fewer than ``encoding.min_spikes`` spikes, the digit is shown again at the next retry level
+of the input code (Poisson: a higher rate), at most ``encoding.max_retries`` times; its result is
+that of the last presentation. :func:`with_retries` is that loop, once, for both.
+
+* :func:`train_chunk`: learning on, digits in order, one compiled program per presentation.
+* :func:`respond`: learning off, batches of digits at once (input currents by one sparse product,
+  one compiled simulation per batch), a batch per core; learned state bit-identical.
+* :func:`present`: either, chosen by the explicit ``learn`` argument.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
+
+import numpy as np
+
+from stdp_pipeline._tf import tf
+from stdp_pipeline.sim.network import SLOT_WIDTHS, SpikingNetwork
+
+#: Most bytes of input currents ``[B, T, G * Ng]`` float32 one inference batch may take.
+CURRENTS_BYTES = 128 << 20
+
+
+class TrainStats(NamedTuple):
+    """Per-digit outcome of a training chunk (arrays of length ``B``)."""
+
+    spikes: np.ndarray  # excitatory spikes in the accepted presentation
+    retries: np.ndarray  # extra presentations at raised input levels
+    dropped: np.ndarray  # input spikes beyond the per-step slots (normally 0)
+
+
+def with_retries(
+    show: Callable[[np.ndarray, int], np.ndarray],
+    todo: np.ndarray,
+    min_spikes: int,
+    max_retries: int,
+) -> None:
+    """Show digits ``todo`` at retry level 0, then again at levels 1, 2, ... those that drew
+    fewer than ``min_spikes`` excitatory spikes, at most ``max_retries`` times.
+
+    ``show(digits, level)`` presents ``digits`` (an index array) at ``level``, records what it
+    needs, and returns their total excitatory spikes ``[len(digits)]``."""
+    level = 0
+    while True:
+        totals = show(todo, level)
+        todo = todo[totals < min_spikes]
+        if not len(todo) or level >= max_retries:
+            return
+        level += 1
+
+
+def training_chunks(
+    start: int, total: int, per_epoch: int, chunk: int, every: int | None = None
+) -> Iterator[tuple[int, int, int]]:
+    """The training schedule from position ``start`` to ``total`` (position ``p`` is digit
+    ``p % per_epoch`` of pass ``p // per_epoch``) in chunks of at most ``chunk`` digits that never
+    cross a pass or a multiple of ``every`` (the checkpoints). Yields ``(epoch, offset, stop)``:
+    digits ``offset .. offset + stop - p`` of pass ``epoch`` end at position ``stop``."""
+    p = start
+    while p < total:
+        epoch, offset = divmod(p, per_epoch)
+        stop = min(p + chunk, (epoch + 1) * per_epoch, total)
+        if every:
+            stop = min(stop, (p // every + 1) * every)
+        yield epoch, offset, stop
+        p = stop
+
+
+def train_chunk(
+    net: SpikingNetwork, images: np.ndarray, indices: np.ndarray, epoch: int = 0
+) -> TrainStats:
+    """Learn from ``images`` (``[B, n_inputs]`` uint8) in order, retrying quiet digits.
+
+    ``indices`` (``[B]``) are the digits' indices in their split and ``epoch`` the pass over the
+    data: together they fix the input spikes. Updates the network's ``weights`` and ``theta``."""
+    enc = net.config.encoding
+    images_t = tf.constant(images, tf.uint8)
+    indices_t = tf.constant(indices, tf.int32)
+    epoch_t = tf.constant(epoch, tf.int64)
+    slots, dropped, busiest = net.input_slots(images_t, indices_t, tf.constant(0), "train", epoch_t)
+    slots, dropped, busiest = slots.numpy(), dropped.numpy(), busiest.numpy()
+    b = len(indices)
+    spikes = np.zeros(b, np.float32)
+    retries = np.zeros(b, np.int32)
+
+    def show(digit: np.ndarray, level: int) -> np.ndarray:
+        i = int(digit[0])
+        if level == 0:
+            s, k = slots[i], int(busiest[i])
+        else:
+            s1, d1, k1 = net.input_slots(
+                images_t[i : i + 1], indices_t[i : i + 1], tf.constant(level), "train", epoch_t
+            )
+            s, k = s1.numpy()[0], int(k1.numpy()[0])
+            dropped[i] += int(d1.numpy()[0])
+        width = next(w for w in SLOT_WIDTHS if w >= k)
+        x = s[:, :width]
+        if x.shape[1] < width:
+            x = np.pad(x, ((0, 0), (0, width - x.shape[1])), constant_values=net.n_inputs)
+        count = float(net.learning_program(width)(tf.constant(x)).numpy().sum())
+        spikes[i], retries[i] = count, level
+        return np.array([count])
+
+    for i in range(b):
+        with_retries(show, np.array([i]), enc.min_spikes, enc.max_retries)
+    return TrainStats(spikes, retries, dropped)
+
+
+def inference_batch_size(net: SpikingNetwork) -> int:
+    """Digits per inference batch: ``evaluate.batch_digits``, capped so that the input currents
+    of one batch take at most :data:`CURRENTS_BYTES`."""
+    per_digit = net.config.encoding.steps * net.n * 4
+    return max(1, min(net.config.evaluate.batch_digits, CURRENTS_BYTES // per_digit))
+
+
+def inference_workers() -> int:
+    """Inference threads: one per core, at most 4 (each compiled simulation runs on one
+    thread)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def respond(
+    net: SpikingNetwork,
+    images: np.ndarray,
+    indices: np.ndarray,
+    stage: str,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Spike counts ``[B, N]`` (float32) of the excitatory layer for each digit, learning off.
+
+    Digits are simulated :func:`inference_batch_size` at a time, batches on every core;
+    ``progress(n)`` is called as each batch of ``n`` digits finishes. Returns
+    ``(counts, retries)``. Learned state is never written: weights and theta stay
+    bit-identical."""
+    enc = net.config.encoding
+    total = len(indices)
+    counts = np.zeros((total, net.n), np.float32)
+    retries = np.zeros(total, np.int32)
+    bs = inference_batch_size(net)
+
+    def simulate(batch: np.ndarray) -> int:
+        """One batch, with the retries of its quiet digits; fills counts and retries."""
+
+        def show(todo: np.ndarray, level: int) -> np.ndarray:
+            # Retries are few: pad them to a power of two, not to a whole batch.
+            width = bs if level == 0 else min(bs, max(8, 1 << (len(todo) - 1).bit_length()))
+            sel = np.concatenate([todo, np.full(width - len(todo), todo[0])])
+            cur = net.input_currents(
+                tf.constant(images[sel], tf.uint8),
+                tf.constant(indices[sel], tf.int32),
+                tf.constant(level),
+                stage,
+            )
+            c = net.simulate(cur).numpy()[: len(todo)]
+            counts[todo], retries[todo] = c, level
+            return c.sum(axis=1)
+
+        with_retries(show, batch, enc.min_spikes, enc.max_retries)
+        return len(batch)
+
+    batches = [np.arange(lo, min(total, lo + bs)) for lo in range(0, total, bs)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=inference_workers()) as pool:
+        for done in pool.map(simulate, batches):
+            if progress is not None:
+                progress(done)
+    return counts, retries
+
+
+def present(
+    net: SpikingNetwork, images: np.ndarray, indices: np.ndarray, *, learn: bool, stage: str
+) -> np.ndarray:
+    """Show digits to the network and return the excitatory spike counts.
+
+    ``learn=True``: digits one after another with plasticity (``stage`` must be "train");
+    returns the total excitatory spikes per digit ``[B]``. ``learn=False``: batched, no
+    plasticity, learned state untouched (bit-identical); returns spike counts ``[B, N]``.
+    """
+    if learn:
+        if stage != "train":
+            raise ValueError(f"stage {stage!r}: learning happens only in the 'train' stage")
+        return train_chunk(net, images, indices).spikes
+    return respond(net, images, indices, stage)[0]

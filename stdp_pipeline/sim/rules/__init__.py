@@ -1,0 +1,1 @@
+"""Learning rules, one file each, all of one shape (see :mod:`stdp_pipeline.sim.rules.base`)."""

@@ -1,0 +1,1 @@
+"""The pipeline's stages, each reading and writing one run directory."""

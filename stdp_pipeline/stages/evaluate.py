@@ -1,0 +1,121 @@
+"""Evaluation: predict test digits from excitatory spike counts and the label assignment.
+
+Voting schemes, for counts ``x`` ``[N]`` of one digit and an :class:`~.assign.Assignment`:
+
+* ``all_activity`` (Diehl & Cook): ``score[c] = mean of x[j] over neurons j assigned to c``;
+* ``proportion`` (proportion weighting): ``score[c] = sum over neurons j assigned to c of
+  proportions[c, j] * x[j]``, divided by the number of neurons assigned to ``c``: each vote
+  counts as much as the neuron is selective for its class.
+
+The prediction is ``argmax_c score[c]`` (a digit that made no neuron fire scores 0 everywhere and
+counts as class 0, i.e. almost surely wrong, as in the original code). Labels are never assigned
+on the test digits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from stdp_pipeline.io.rundir import RunDir
+from stdp_pipeline.labels import N_CLASSES
+from stdp_pipeline.progress import Progress
+from stdp_pipeline.stages.assign import Assignment, load_trained
+
+SCHEMES = ("all_activity", "proportion")
+
+
+def class_scores(counts: np.ndarray, assignment: Assignment, scheme: str) -> np.ndarray:
+    """Scores ``[M, C]`` of digits' counts ``[M, N]`` under a voting ``scheme``."""
+    counts = np.asarray(counts, np.float64)
+    scores = np.zeros((counts.shape[0], N_CLASSES))
+    for c in range(N_CLASSES):
+        members = assignment.classes == c
+        n = int(members.sum())
+        if n == 0:
+            continue
+        if scheme == "all_activity":
+            scores[:, c] = counts[:, members].sum(axis=1) / n
+        elif scheme == "proportion":
+            scores[:, c] = (counts[:, members] * assignment.proportions[c, members]).sum(1) / n
+        else:
+            raise ValueError(f"scheme {scheme!r}: must be one of {', '.join(SCHEMES)}")
+    return scores
+
+
+def predict(counts: np.ndarray, assignment: Assignment, scheme: str = "all_activity") -> np.ndarray:
+    """Predicted classes ``[M]`` (int) of digits' spike counts ``[M, N]``."""
+    return class_scores(counts, assignment, scheme).argmax(axis=1)
+
+
+def confusion(labels: np.ndarray, predicted: np.ndarray, n_classes: int = N_CLASSES) -> np.ndarray:
+    """Confusion matrix ``[C, C]``: rows true class, columns predicted class."""
+    out = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(out, (np.asarray(labels, np.int64), np.asarray(predicted, np.int64)), 1)
+    return out
+
+
+def run_evaluate(run: RunDir, *, progress: bool | None = None) -> dict:
+    """The ``evaluate`` stage: present the test digits (learning off), predict with each voting
+    scheme and with a linear read-out fitted on the assignment slice (:mod:`.readout`), write
+    ``metrics.json``, ``confusion.csv`` and ``confusion.png``. Returns the metrics."""
+    from stdp_pipeline.sim.present import respond
+    from stdp_pipeline.stages.plots import plot_confusion
+
+    run.require("assign", for_stage="evaluate")
+    config = run.config()
+    assigned = run.load_arrays("assignments.npz", stage="assign")
+    assignment = Assignment(assigned["classes"], assigned["rates"], assigned["proportions"])
+    net, data = load_trained(run, "test")
+    labels = data["labels"].astype(np.int64)
+    train_info = run.manifest()["stages"]["train"]
+    with run.stage("evaluate") as record:
+        with Progress(len(labels), "evaluate", enabled=progress) as bar:
+            counts, retries = respond(
+                net, data["images"], data["indices"], "evaluate", progress=bar.update
+            )
+        wall = record.elapsed_s()  # presenting the test digits
+        accuracy, matrices = {}, {}
+        for scheme in SCHEMES:
+            pred = predict(counts, assignment, scheme)
+            accuracy[scheme] = float((pred == labels).mean())
+            matrices[scheme] = confusion(labels, pred)
+        metrics = {
+            "run": run.name,
+            "config": config.name,
+            "accuracy": accuracy,
+            "n_excitatory": config.network.n_excitatory,
+            "train_digits": int(train_info.get("digits_seen", 0)),
+            "assign_digits": int(len(assigned["labels"])),
+            "test_digits": int(len(labels)),
+            "wall_s": round(wall, 3),
+            "train_wall_s": train_info.get("wall_s"),
+            "test_spikes_per_digit": float(counts.sum(axis=1).mean()),
+            "test_retries_per_digit": float(retries.mean()),
+            "per_class_accuracy": {
+                scheme: {str(c): float(m[c, c] / max(1, m[c].sum())) for c in range(N_CLASSES)}
+                for scheme, m in matrices.items()
+            },
+        }
+        from stdp_pipeline.stages.readout import fit_readout
+
+        readout = fit_readout(assigned["counts"], assigned["labels"])
+        accuracy["linear"] = float((readout.predict(counts) == labels).mean())
+        best = max(accuracy, key=accuracy.get)
+        frame = pd.DataFrame(
+            matrices["all_activity"],
+            index=pd.Index(range(N_CLASSES), name="true"),
+            columns=[f"pred_{c}" for c in range(N_CLASSES)],
+        )
+        run.write_text("confusion.csv", frame.to_csv())
+        title = (
+            f"{run.name}: {config.name}, {config.network.n_excitatory} neurons\n"
+            f"test accuracy {100 * accuracy['all_activity']:.2f} % (all activity), "
+            f"{100 * accuracy['proportion']:.2f} % (proportion)"
+        )
+        plot_confusion(matrices["all_activity"], run.file("confusion.png"), title)
+        record.add_output("confusion.png")
+        run.save_arrays("test_counts.npz", {"counts": counts, "labels": labels}, compressed=True)
+        run.write_json("metrics.json", metrics)
+        record.info.update(accuracy=accuracy, best_scheme=best, digits=int(len(labels)))
+    return metrics

@@ -1,0 +1,373 @@
+"""The accuracy comparison: published MNIST results beside the runs this project measured.
+
+Rows (:func:`comparison_table`, a pandas DataFrame, one row per result):
+
+* every published result of ``published.csv`` (shipped with the package; the seed slides' table
+  plus Diehl & Cook's four network sizes): ``source = "published"``;
+* every run directory found under the given folders (a folder holding ``metrics.json`` and
+  ``config.json``), one row per voting scheme: ``source = "measured"``, with the model (config
+  name), neurons, training digits, voting scheme, accuracy and wall times from its
+  ``metrics.json``.
+
+Columns: ``source, group, reference, year, model, neurons, train_digits, scheme, accuracy``
+(fraction), ``train_wall_s, eval_wall_s, run, note``. :func:`markdown_table` renders it without
+``tabulate``; :func:`plot_comparison` draws a horizontal bar chart grouped by method family, with
+the measured rows hatched and starred. :func:`write_comparison` writes ``comparison.md``,
+``comparison.csv`` and ``comparison.png`` atomically.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import math
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stdp_pipeline.errors import PipelineError
+from stdp_pipeline.io import atomic
+
+PUBLISHED_COLUMNS = ("group", "reference", "year", "neurons", "accuracy", "note")
+COLUMNS = (
+    "source",
+    "group",
+    "reference",
+    "year",
+    "model",
+    "neurons",
+    "train_digits",
+    "scheme",
+    "accuracy",
+    "train_wall_s",
+    "eval_wall_s",
+    "run",
+    "note",
+)
+#: The family the measured rows belong to (all of this project's models learn by local STDP).
+MEASURED_GROUP = "STDP (unsupervised, local)"
+MEASURED_REFERENCE = "this project (stdp_pipeline)"
+SCHEME_NAMES = {"all_activity": "all activity", "proportion": "proportion weighting"}
+
+
+def load_published(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """The published results (``published.csv`` of the package unless ``path`` is given), with
+    the columns :data:`PUBLISHED_COLUMNS`; ``neurons`` is a nullable integer, ``accuracy`` a
+    fraction."""
+    if path is None:
+        source = importlib.resources.files("stdp_pipeline").joinpath("published.csv")
+        with source.open("r", encoding="utf-8") as fh:
+            frame = pd.read_csv(fh, dtype={"neurons": "Int64", "year": "Int64"})
+    else:
+        frame = pd.read_csv(path, dtype={"neurons": "Int64", "year": "Int64"})
+    missing = [c for c in PUBLISHED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise PipelineError(f"published results lack the column(s) {', '.join(missing)}")
+    frame["note"] = frame["note"].fillna("")
+    return frame.loc[:, list(PUBLISHED_COLUMNS)]
+
+
+def find_runs(folders: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Run directories under ``folders`` (recursively, the folders themselves included): every
+    folder holding both ``metrics.json`` and ``config.json``, sorted, without duplicates.
+
+    Raises :class:`PipelineError` for a folder that does not exist."""
+    found: set[Path] = set()
+    for folder in folders:
+        root = Path(folder)
+        if not root.is_dir():
+            raise PipelineError(f"{root} is not a folder: give folders that hold run directories")
+        for here, dirs, files in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            if "metrics.json" in files and "config.json" in files:
+                found.add(Path(here))
+                dirs[:] = [d for d in dirs if d not in ("checkpoints", "encoded", "tensorboard")]
+    return sorted(found)
+
+
+def measured_rows(run_dir: str | os.PathLike[str]) -> list[dict]:
+    """One row per voting scheme of the run directory ``run_dir`` (from its ``metrics.json``
+    and ``config.json``). Raises :class:`PipelineError` if either cannot be read."""
+    path = Path(run_dir)
+    metrics = _read_json(path / "metrics.json")
+    config = _read_json(path / "config.json")
+    accuracy = metrics.get("accuracy")
+    if not isinstance(accuracy, dict) or not accuracy:
+        raise PipelineError(f"{path}/metrics.json has no 'accuracy' table: evaluate again")
+    encoding = config.get("encoding", {}) if isinstance(config, dict) else {}
+    learning = config.get("learning", {}) if isinstance(config, dict) else {}
+    notes = []
+    if encoding.get("patch_size_px", 28) < 28:
+        notes.append(
+            f"{encoding['patch_size_px']} px patches, stride {encoding.get('patch_stride_px')}"
+        )
+    if learning.get("rule", "trace") != "trace":
+        notes.append(f"{learning['rule']} STDP")
+    network = config.get("network", {}) if isinstance(config, dict) else {}
+    if network.get("neuron", "conductance") != "conductance":
+        notes.append(f"{network['neuron']} neurons")
+    if encoding.get("code", "poisson") != "poisson":
+        notes.append(f"{encoding['code']} code")
+    test_digits = metrics.get("test_digits")
+    if test_digits is not None and test_digits != 10000:
+        notes.append(f"{test_digits:,} test digits")
+    rows = []
+    for scheme, value in accuracy.items():
+        rows.append(
+            {
+                "source": "measured",
+                "group": MEASURED_GROUP,
+                "reference": MEASURED_REFERENCE,
+                "year": pd.NA,
+                "model": metrics.get("config") or config.get("name", ""),
+                "neurons": metrics.get("n_excitatory"),
+                "train_digits": metrics.get("train_digits"),
+                "scheme": SCHEME_NAMES.get(scheme, scheme),
+                "accuracy": float(value),
+                "train_wall_s": metrics.get("train_wall_s"),
+                "eval_wall_s": metrics.get("wall_s"),
+                "run": str(path),
+                "note": "; ".join(notes),
+            }
+        )
+    return rows
+
+
+def comparison_table(
+    folders: Iterable[str | os.PathLike[str]] = (), published: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Published rows, then the measured rows of every run under ``folders`` (sorted by model,
+    neurons, training digits and scheme); the columns :data:`COLUMNS`."""
+    pub = load_published() if published is None else published
+    rows = [
+        {
+            "source": "published",
+            **{c: r[c] for c in PUBLISHED_COLUMNS},
+            "model": "",
+            "train_digits": pd.NA,
+            "scheme": "",
+            "train_wall_s": np.nan,
+            "eval_wall_s": np.nan,
+            "run": "",
+        }
+        for _, r in pub.iterrows()
+    ]
+    measured = [row for run in find_runs(folders) for row in measured_rows(run)]
+    measured.sort(key=lambda r: (r["neurons"] or 0, r["model"], r["run"], r["scheme"]))
+    frame = pd.DataFrame(rows + measured, columns=list(COLUMNS))
+    for col in ("year", "neurons", "train_digits"):
+        frame[col] = pd.array([None if _missing(v) else int(v) for v in frame[col]], dtype="Int64")
+    for col in ("accuracy", "train_wall_s", "eval_wall_s"):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
+    for col in ("model", "scheme", "run", "note"):
+        frame[col] = frame[col].fillna("").astype(str)
+    return frame
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """The comparison as a GitHub Markdown table (written here: ``tabulate`` is not a
+    dependency). Accuracies in percent with two decimals; measured rows in bold."""
+    header = [
+        "source",
+        "group",
+        "reference / model",
+        "neurons",
+        "training digits",
+        "voting",
+        "accuracy",
+        "training time",
+        "run",
+        "note",
+    ]
+    align = ["---", "---", "---", "---:", "---:", "---", "---:", "---:", "---", "---"]
+    lines = [_md_row(header), _md_row(align)]
+    for _, r in frame.iterrows():
+        measured = r["source"] == "measured"
+        what = f"{r['model']}, {r['reference']}" if measured else str(r["reference"])
+        cells = [
+            r["source"],
+            r["group"],
+            what,
+            "" if _missing(r["neurons"]) else f"{int(r['neurons']):,}",
+            "" if _missing(r["train_digits"]) else f"{int(r['train_digits']):,}",
+            r["scheme"],
+            f"{100 * r['accuracy']:.2f} %",
+            _duration(r["train_wall_s"]),
+            f"`{r['run']}`" if r["run"] else "",
+            r["note"],
+        ]
+        if measured:
+            cells[2], cells[6] = f"**{cells[2]}**", f"**{cells[6]}**"
+        lines.append(_md_row(cells))
+    return "\n".join(lines) + "\n"
+
+
+def bar_label(row: pd.Series) -> str:
+    """The short label of a row in the chart: first author(s) and year for published rows,
+    config name and voting scheme for measured ones."""
+    neurons = "" if _missing(row["neurons"]) else f"{int(row['neurons']):,} neurons"
+    if row["source"] == "measured":
+        scheme = str(row["scheme"]).replace(" weighting", "")
+        size = f" ({neurons})" if neurons else ""
+        return f"★ ours: {row['model']}{size}, {scheme}"
+    parts = _split_outside_parens(str(row["reference"]))
+    authors = parts[:-1] or parts
+    who = authors[0] if len(authors) == 1 else f"{authors[0]} et al."
+    if "(" in who and ")" not in who:
+        who = who.split(" (")[0]
+    label = f"{who} {'' if _missing(row['year']) else int(row['year'])}".strip()
+    return f"{label}, {neurons}" if neurons else label
+
+
+def plot_comparison(frame: pd.DataFrame, path: str | os.PathLike[str], title: str) -> None:
+    """Horizontal bars of accuracy, one per row, grouped by method family (a header per family,
+    families in the order of first appearance; within a family by network size, measured rows
+    after the published row of the same size); measured rows are drawn dark and hatched, their
+    labels starred and bold. The value is written at the end of each bar."""
+    from stdp_pipeline.stages.plots import _save, plt
+
+    families = list(dict.fromkeys(frame["group"]))
+    measured = frame[frame["source"] == "measured"]
+    runs_per_model = measured.groupby("model")["run"].nunique()
+    shared = set(runs_per_model[runs_per_model > 1].index)  # name the run where models repeat
+    palette = plt.get_cmap("tab10")
+    ys, labels, values, colours, hatches, bold, heads = [], [], [], [], [], [], []
+    y = 0.0
+    for i, fam in enumerate(families):
+        heads.append((y, fam))
+        y += 1.0
+        part = frame[frame["group"] == fam].assign(
+            _n=lambda f: f["neurons"].astype("Float64").fillna(np.inf),
+            _ours=lambda f: f["source"] == "measured",
+        )
+        part = part.sort_values(["_n", "_ours"], kind="stable")  # ours beside the same size
+        for _, r in part.iterrows():
+            ours = r["source"] == "measured"
+            ys.append(y)
+            label = bar_label(r)
+            if ours and r["model"] in shared:
+                label += f" [{Path(r['run']).name}]"
+            labels.append(label)
+            values.append(100 * r["accuracy"])
+            colours.append("#222222" if ours else palette(i % 10))
+            hatches.append("////" if ours else "")
+            bold.append(ours)
+            y += 1.0
+        y += 0.6
+    low = max(0.0, math.floor((min(values) - 5) / 10) * 10) if values else 0.0
+    fig, ax = plt.subplots(figsize=(11, 0.34 * y + 1.6))
+    bars = ax.barh(ys, [v - low for v in values], left=low, color=colours, height=0.72)
+    for bar, hatch, ours in zip(bars, hatches, bold, strict=True):
+        bar.set_hatch(hatch)
+        if ours:
+            bar.set_edgecolor("#f0a030")
+    for yy, v, ours in zip(ys, values, bold, strict=True):
+        ax.text(
+            v + 0.3,
+            yy,
+            f"{v:.2f} %",
+            va="center",
+            fontsize=8.5,
+            fontweight="bold" if ours else None,
+        )
+    for yy, fam in heads:
+        ax.text(low + 0.3, yy, fam, va="center", ha="left", fontsize=10, fontweight="bold")
+    ax.set_yticks(ys)
+    ax.set_yticklabels(labels, fontsize=9)
+    for tick, ours in zip(ax.get_yticklabels(), bold, strict=True):
+        if ours:
+            tick.set_fontweight("bold")
+    ax.set_ylim(y - 0.3, -0.8)
+    ax.set_xlim(low, 100 + (4 if values else 0))
+    ax.set_xlabel(f"MNIST test accuracy (%); the axis starts at {low:.0f} %")
+    ax.grid(axis="x", alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.set_title(title, fontsize=11, loc="left")
+    _save(fig, path)
+
+
+def write_comparison(
+    folders: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]
+) -> tuple[pd.DataFrame, dict[str, Path]]:
+    """Build the comparison of the runs under ``folders`` and write ``comparison.md``,
+    ``comparison.csv`` and ``comparison.png`` into ``out`` (atomically). Returns the table and
+    the paths written."""
+    frame = comparison_table(folders)
+    out = Path(out)
+    n_runs = frame.loc[frame["source"] == "measured", "run"].nunique()
+    paths = {k: out / f"comparison.{k}" for k in ("md", "csv", "png")}
+    where = ", ".join(str(f) for f in folders) or "no folder"
+    intro = (
+        "# MNIST accuracy: published results and this project's runs\n\n"
+        f"{len(frame) - int((frame['source'] == 'measured').sum())} published results and "
+        f"{n_runs} measured run(s) (found under {where}), one row per voting scheme. "
+        "Measured rows are in bold; accuracies are on the test digits each run evaluated "
+        "(see the note when fewer than 10,000).\n\n"
+    )
+    atomic.write_text(paths["md"], intro + markdown_table(frame))
+    atomic.write_text(paths["csv"], frame.to_csv(index=False))
+    plot_comparison(
+        frame,
+        paths["png"],
+        f"MNIST test accuracy: {n_runs} run(s) of this project (★, hatched) "
+        "beside published spiking networks",
+    )
+    return frame, paths
+
+
+# --- helpers -------------------------------------------------------------------------------------
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PipelineError(f"{path} is missing") from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise PipelineError(f"{path} cannot be read ({err})") from None
+    if not isinstance(data, dict):
+        raise PipelineError(f"{path}: must hold a JSON object")
+    return data
+
+
+def _missing(value: object) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _duration(seconds: float) -> str:
+    if _missing(seconds):
+        return ""
+    seconds = float(seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _md_row(cells: Sequence[object]) -> str:
+    text = [str(c).replace("|", "\\|").replace("\n", " ") for c in cells]
+    return "| " + " | ".join(text) + " |"
+
+
+def _split_outside_parens(text: str) -> list[str]:
+    """``text`` split at the commas that are not inside parentheses, parts stripped."""
+    parts, depth, current = [], 0, []
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth = max(0, depth - 1)
+        if ch == "," and depth == 0:
+            parts.append("".join(current).strip())
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current).strip())
+    return [p for p in parts if p]

@@ -1,0 +1,144 @@
+"""Experiment configs: presets, files (TOML / YAML / JSON), overrides, validation, round trip."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from stdp_pipeline.errors import PipelineError
+from stdp_pipeline.io.config import (
+    ExperimentConfig,
+    all_keys,
+    diff,
+    load_config,
+    parse_override,
+    preset_names,
+    to_toml,
+)
+
+
+def test_presets_hold_the_papers_values():
+    """The four Diehl & Cook presets differ in size (and passes); values of ALGORITHMS.md."""
+    assert preset_names() == [
+        "diehl-cook-100", "diehl-cook-1600", "diehl-cook-400", "diehl-cook-6400",
+        "event-stdp-patches",
+    ]  # fmt: skip
+    sizes = {p: load_config(p).network.n_excitatory for p in preset_names()}
+    assert sizes["diehl-cook-100"] == 100 and sizes["diehl-cook-6400"] == 6400
+    c = load_config("diehl-cook-400")
+    assert c.name == "diehl-cook-400"
+    assert (c.excitatory.v_rest_mv, c.excitatory.v_thresh_mv, c.excitatory.theta_offset_mv) == (
+        -65.0, -52.0, 20.0,
+    )  # fmt: skip
+    assert (c.excitatory.tau_mem_ms, c.excitatory.tau_ge_ms, c.excitatory.tau_gi_ms) == (100, 1, 2)
+    assert (c.inhibitory.v_thresh_mv, c.inhibitory.v_reset_mv, c.inhibitory.tau_mem_ms) == (
+        -40.0, -45.0, 10.0,
+    )  # fmt: skip
+    assert (c.network.exc_to_inh_weight, c.network.inh_to_exc_weight) == (10.4, 17.0)
+    assert (c.trace_stdp.nu_pre, c.trace_stdp.nu_post, c.learning.weight_sum) == (1e-4, 0.01, 78.0)
+    assert (c.poisson.rate_max_hz, c.encoding.dt_ms, c.encoding.steps) == (63.75, 0.5, 700)
+    assert (c.encoding.code, c.network.neuron, c.learning.rule) == (
+        "poisson",
+        "conductance",
+        "trace",
+    )
+    assert c.data.assign_start == 0 and c.data.allow_overlap  # labels from training digits
+    assert load_config("event-stdp-patches").learning.rule == "event"
+
+
+def test_overrides_parse_types_and_apply():
+    """--set values are TOML scalars; the override lands on the right key only."""
+    assert parse_override("learning.nu_post=2e-2") == ("learning.nu_post", 0.02)
+    assert parse_override("network.inhibition=false") == ("network.inhibition", False)
+    assert parse_override("learning.rule=event") == ("learning.rule", "event")
+    assert parse_override("data.assign_start=none") == ("data.assign_start", None)
+    c = load_config(
+        "diehl-cook-100", ["network.n_excitatory=7", "seed=5", "excitatory.tau_mem_ms=50"]
+    )
+    base = load_config("diehl-cook-100")
+    assert (c.network.n_excitatory, c.seed, c.excitatory.tau_mem_ms) == (7, 5, 50.0)
+    assert diff(base.to_dict(), c.to_dict()) == [
+        "excitatory.tau_mem_ms: 100.0 -> 50.0",
+        "network.n_excitatory: 100 -> 7",
+        "seed: 0 -> 5",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("excitatory.tau_mem_ms=-5", "excitatory.tau_mem_ms = -5.0: must be > 0"),
+        ("encoding.patch_stride_px=12", None),  # allowed: stride 12 <= patch 28
+        ("network.n_excitatory=0", "network.n_excitatory = 0: must be > 0"),
+        ("network.n_excitatory=1.5", "network.n_excitatory = 1.5: must be an integer"),
+        ("network.neuron=izhikevich", "network.neuron = 'izhikevich': must be one of"),
+        (
+            "excitatory.tau_mem=3",
+            "unknown key 'excitatory.tau_mem': did you mean 'excitatory.tau_mem_ms'?",
+        ),
+        ("model.tau_mem_ms=3", "unknown key 'model.tau_mem_ms': did you mean"),
+        ("learning.w_init_max=2", "learning.w_init_max = 2.0: must be <= learning.w_max = 1.0"),
+        ("seed=-1", "seed = -1: must be an integer >= 0"),
+        ("encoding.dt_ms=nan", "encoding.dt_ms = nan: must be a finite number"),
+        ("nonsense", "--set 'nonsense': expected KEY=VALUE"),
+    ],
+)
+def test_validation_names_key_and_value(override, message):
+    """Each bad value gives one line naming the key and the value (or passes when valid)."""
+    if message is None:
+        assert load_config("diehl-cook-100", [override]).encoding.patch_stride_px == 12
+        return
+    with pytest.raises(PipelineError) as err:
+        load_config("diehl-cook-100", [override])
+    text = str(err.value)
+    assert message in text and "\n" not in text
+
+
+def test_patch_stride_larger_than_patch_is_refused():
+    """A patch stride larger than the patch skips pixels: refused with both values."""
+    with pytest.raises(PipelineError, match="patch_stride_px = 8: must be <= .*patch_size_px = 6"):
+        load_config("diehl-cook-100", ["encoding.patch_size_px=6", "encoding.patch_stride_px=8"])
+
+
+def test_frozen_and_round_trip_through_json_and_toml(tmp_path):
+    """Configs are immutable; to_dict/from_dict and the TOML text give back the same config."""
+    c = load_config("diehl-cook-400", ["data.assign_start=none", "learning.rule=event"])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.network.n_excitatory = 3  # type: ignore[misc]
+    assert ExperimentConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+    path = tmp_path / "c.toml"
+    path.write_text(to_toml(c))
+    again = load_config(str(path))
+    assert again == c  # the file names itself; the name is kept
+    assert c.fingerprint() != load_config("diehl-cook-400").fingerprint()
+    assert len(c.fingerprint()) == 12
+
+
+def test_files_in_toml_yaml_json_with_base(tmp_path):
+    """Files in all three formats load; `base` starts from a preset and changes a few keys."""
+    (tmp_path / "a.toml").write_text('base = "diehl-cook-100"\n[network]\nn_excitatory = 30\n')
+    (tmp_path / "b.yaml").write_text("base: diehl-cook-100\nnetwork:\n  n_excitatory: 31\n")
+    (tmp_path / "c.json").write_text('{"base": "diehl-cook-100", "network": {"n_excitatory": 32}}')
+    for name, n in (("a.toml", 30), ("b.yaml", 31), ("c.json", 32)):
+        c = load_config(str(tmp_path / name))
+        assert c.network.n_excitatory == n
+        assert c.excitatory.theta_plus_mv == 0.05 and c.data.allow_overlap  # from the preset
+        assert c.name == name.split(".")[0]
+    (tmp_path / "bad.toml").write_text("[network\n")
+    with pytest.raises(PipelineError, match="bad.toml: not valid TOML"):
+        load_config(str(tmp_path / "bad.toml"))
+    with pytest.raises(PipelineError, match="did you mean 'diehl-cook-100'"):
+        load_config("diehl-cook-10")
+    with pytest.raises(PipelineError, match="does not exist"):
+        load_config(str(tmp_path / "missing.toml"))
+
+
+def test_every_key_is_listed_and_reachable():
+    """all_keys covers every field, each settable with --set."""
+    keys = all_keys()
+    assert "excitatory.tau_mem_ms" in keys and "event_stdp.lambda_" in keys and "seed" in keys
+    assert len(keys) == len(set(keys))
+    c = load_config("diehl-cook-100", ["event_stdp.lambda_=0.02"])
+    assert c.event_stdp.lambda_ == 0.02

@@ -1,0 +1,257 @@
+"""The comparison table (published results beside measured runs), and the report commands
+(fields, reconstruct, curves, compare) end to end on a tiny network trained through the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from stdp_pipeline.cli.report import compare, curves, fields, reconstruct
+from stdp_pipeline.io.config import load_config
+from stdp_pipeline.io.rundir import RunDir
+from stdp_pipeline.stages.report import (
+    bar_label,
+    comparison_table,
+    find_runs,
+    load_published,
+    markdown_table,
+    write_comparison,
+)
+
+#: Every row of the seed slides' table (reference/PUBLISHED.md): a piece of the reference and the
+#: accuracy; plus Diehl & Cook's four sizes.
+SLIDES = [
+    ("Diehl & Cook", 0.95),
+    ("Kheradpisheh", 0.984),
+    ("Lee et al., IEEE TCDS 2018", 0.911),
+    ("Diehl, Neil, Binas", 0.991),
+    ("Eliasmith", 0.9912),
+    ("Liu et al.", 0.9944),
+    ("Lee, Delbruck & Pfeiffer", 0.9931),
+    ("STBP", 0.9942),
+    ("Zhang et al.", 0.9949),
+    ("Gamrat", 0.60),
+    ("Yousefzadeh", 0.957),
+    ("Roy et al.", 0.9854),
+]
+DIEHL_COOK = {100: 0.829, 400: 0.870, 1600: 0.919, 6400: 0.950}
+
+
+def test_published_csv_holds_every_published_result():
+    pub = load_published()
+    assert list(pub.columns) == ["group", "reference", "year", "neurons", "accuracy", "note"]
+    for piece, acc in SLIDES:
+        hits = pub[pub["reference"].str.contains(piece, regex=False)]
+        assert np.isclose(hits["accuracy"], acc).any(), piece
+    dc = pub[pub["reference"].str.startswith("Diehl & Cook")]
+    assert dict(zip(dc["neurons"].astype(int), dc["accuracy"], strict=True)) == DIEHL_COOK
+    assert len(pub) == len(SLIDES) + 3  # the 6400 row is the slides' Diehl & Cook entry
+    assert pub["accuracy"].between(0.5, 1.0).all()
+    assert set(pub["group"]) == {
+        "STDP (unsupervised, local)",
+        "STDP",
+        "ANN-to-SNN conversion",
+        "Backprop in SNN",
+        "Stochastic STDP",
+    }
+
+
+def _fake_evaluated_run(path, n, accuracy, *, name, train_wall_s=12.5):
+    config = load_config(name, [f"network.n_excitatory={n}"])
+    RunDir.create(path, config, command=["test"])
+    metrics = {
+        "run": path.name,
+        "config": config.name,
+        "accuracy": accuracy,
+        "n_excitatory": n,
+        "train_digits": 60000,
+        "assign_digits": 10000,
+        "test_digits": 10000,
+        "wall_s": 3.0,
+        "train_wall_s": train_wall_s,
+    }
+    (path / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_comparison_has_published_and_measured_rows(tmp_path):
+    results = tmp_path / "results"
+    _fake_evaluated_run(
+        results / "a" / "dc100", 100, {"all_activity": 0.8123, "proportion": 0.8234},
+        name="diehl-cook-100",
+    )  # fmt: skip
+    _fake_evaluated_run(
+        results / "dc400", 400, {"all_activity": 0.8701, "proportion": 0.8655},
+        name="diehl-cook-400", train_wall_s=7200.0,
+    )  # fmt: skip
+    (results / "not-a-run").mkdir()
+    (results / "not-a-run" / "metrics.json").write_text("{}")  # no config.json: ignored
+    assert find_runs([results]) == [results / "a" / "dc100", results / "dc400"]
+
+    table = comparison_table([results])
+    published = load_published()
+    pub_rows = table[table["source"] == "published"]
+    assert len(pub_rows) == len(published)
+    assert pub_rows["reference"].tolist() == published["reference"].tolist()
+    np.testing.assert_allclose(pub_rows["accuracy"], published["accuracy"])
+    ours = table[table["source"] == "measured"].set_index(["neurons", "scheme"])["accuracy"]
+    assert ours.to_dict() == {
+        (100, "all activity"): 0.8123,
+        (100, "proportion weighting"): 0.8234,
+        (400, "all activity"): 0.8701,
+        (400, "proportion weighting"): 0.8655,
+    }
+    measured = table[table["source"] == "measured"]
+    assert set(measured["model"]) == {"diehl-cook-100", "diehl-cook-400"}
+    assert (measured["train_digits"] == 60000).all()
+    assert set(measured["train_wall_s"]) == {12.5, 7200.0}
+
+    out = tmp_path / "cmp"
+    frame, paths = write_comparison([results], out)
+    md = paths["md"].read_text()
+    for ref in published["reference"]:
+        assert ref in md
+    for value in ("81.23 %", "82.34 %", "87.01 %", "86.55 %", "82.90 %", "99.49 %", "2.0 h"):
+        assert value in md
+    header, align = md.splitlines()[4:6]
+    assert header.count("|") == align.count("|") == 11
+    back = pd.read_csv(paths["csv"])
+    assert len(back) == len(published) + 4
+    np.testing.assert_allclose(back["accuracy"], frame["accuracy"])
+    with Image.open(paths["png"]) as im:
+        im.load()
+        assert 900 <= im.width <= 2500 and 700 <= im.height <= 2500
+    assert not list(out.glob(".*tmp*"))  # atomic writes leave no temporary file
+
+
+def test_markdown_escapes_pipes_and_labels_are_short():
+    frame = comparison_table([])
+    frame.loc[0, "note"] = "a | b"
+    assert "a \\| b" in markdown_table(frame)
+    labels = [bar_label(r) for _, r in frame.iterrows()]
+    assert labels[0] == "Diehl & Cook 2015, 100 neurons"
+    assert "Kheradpisheh et al. 2018" in labels
+    assert "Shi et al. (Wu et al., STBP) 2018" in labels
+    assert max(map(len, labels)) < 45
+
+
+def test_compare_cli(tmp_path):
+    results = tmp_path / "results"
+    _fake_evaluated_run(
+        results / "dc100", 100, {"all_activity": 0.5, "proportion": 0.6}, name="diehl-cook-100"
+    )
+    runner = CliRunner()
+    out = tmp_path / "out"
+    result = runner.invoke(compare, [str(results), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "1 measured run(s)" in result.output
+    assert {p.name for p in out.iterdir()} == {"comparison.md", "comparison.csv", "comparison.png"}
+    result = runner.invoke(compare, [str(tmp_path / "nowhere"), "--out", str(out)])
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1
+
+
+# --- the report commands on a tiny network trained through the CLI ---------------------------
+TINY = [
+    "--set", "network.n_excitatory=8",
+    "--set", "encoding.presentation_ms=60",
+    "--set", "data.train_digits=30",
+    "--set", "data.assign_start=30",
+    "--set", "data.assign_digits=20",
+    "--set", "data.allow_overlap=false",
+    "--set", "data.test_digits=20",
+    "--set", "train.checkpoint_every=10",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory, mnist_dir):
+    """Three copies of one tiny run: only encoded, trained (not assigned), fully evaluated."""
+    from stdp_pipeline.cli.main import main
+
+    root = tmp_path_factory.mktemp("tiny")
+    runs = {k: root / k for k in ("encoded", "trained", "done")}
+
+    def invoke(*args):
+        result = CliRunner().invoke(main, ["--quiet", *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+
+    invoke("encode", str(runs["done"]), "--config", "diehl-cook-100",
+           "--data-dir", str(mnist_dir), *TINY)  # fmt: skip
+    shutil.copytree(runs["done"], runs["encoded"])
+    invoke("train", str(runs["done"]))
+    shutil.copytree(runs["done"], runs["trained"])
+    invoke("assign", str(runs["done"]))
+    invoke("evaluate", str(runs["done"]))
+    return runs
+
+
+def _ok(command, *args):
+    result = CliRunner().invoke(command, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _error(command, *args):
+    result = CliRunner().invoke(command, [str(a) for a in args])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    return lines[0]
+
+
+def _png(path, min_px=300, max_px=3000):
+    with Image.open(path) as im:
+        im.load()
+        assert im.format == "PNG"
+        assert min_px <= im.width <= max_px and min_px <= im.height <= max_px, im.size
+    return path
+
+
+def test_report_commands_on_a_tiny_trained_run(tiny_runs, tmp_path):
+    run = tiny_runs["done"]
+    assert "receptive fields in" in _ok(fields, run)
+    _png(run / "fields.png")
+    assert "fields-000000010.png" in _ok(fields, run, "--checkpoint", 10)
+    _png(run / "fields-000000010.png")
+    out = _ok(fields, run, "--all-checkpoints", "--sort", "index")
+    assert "3 receptive-field grids" in out
+    _png(run / "fields-000000020.png")
+
+    out = _ok(reconstruct, run, "--digits", 6)
+    assert "reconstruction MSE" in out
+    _png(run / "reconstruction.png")
+    table = pd.read_csv(run / "reconstruction.csv")
+    assert table["class"].iloc[-1] == "all" and table["digits"].iloc[-1] == 20
+    assert table["mse"].between(0, 1).all()
+    _ok(reconstruct, run, "--scale", "lsq")
+
+    assert "learning curves in" in _ok(curves, run)
+    _png(run / "curves.png", min_px=800)
+
+    stages = json.loads((run / "manifest.json").read_text())["stages"]
+    assert stages["fields"]["outputs"][-1] == "fields.png"
+    assert stages["reconstruct"]["outputs"] == ["reconstruction.png", "reconstruction.csv"]
+    assert stages["curves"]["outputs"] == ["curves.png"]
+
+    _ok(compare, run.parent, "--out", tmp_path / "cmp")
+    md = (tmp_path / "cmp" / "comparison.md").read_text()
+    assert "diehl-cook-100" in md and f"`{run}`" in md
+
+
+def test_report_commands_say_what_is_missing(tiny_runs, tmp_path):
+    encoded, trained = tiny_runs["encoded"], tiny_runs["trained"]
+    assert "no 'train' stage yet" in _error(fields, encoded)
+    assert "no 'train' stage yet" in _error(curves, encoded)
+    assert "no 'evaluate' stage yet" in _error(reconstruct, encoded)
+    assert "no 'evaluate' stage yet" in _error(reconstruct, trained)
+    assert "no 'assign' stage yet" in _error(fields, trained, "--sort", "class")
+    assert "available positions are 10, 20" in _error(fields, trained, "--checkpoint", 7)
+    assert "not a run directory" in _error(fields, tmp_path)
+    assert "--digits 0" in _error(reconstruct, tiny_runs["done"], "--digits", 0)
+    _ok(fields, trained)  # a trained, unassigned run draws unlabelled fields
