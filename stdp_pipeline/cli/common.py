@@ -1,5 +1,6 @@
-"""What every command of the CLI shares: the one-line error and the wrapper that produces it, the
-RUN_DIR argument and the ``--data-dir`` and ``--quiet`` options, and the stage result line."""
+"""What every command of the CLI shares: the one-line error and the wrapper that produces it (also
+for Ctrl-C), the RUN_DIR argument and the ``--data-dir`` and ``--quiet`` options, and the stage
+result line."""
 
 from __future__ import annotations
 
@@ -28,13 +29,24 @@ class UserError(click.ClickException):
     exit_code = 2
 
 
-def one_line(err: Exception) -> UserError:
-    """The error's message folded onto one line."""
+class Interrupted(click.ClickException):
+    """Ctrl-C as the CLI shows it: ``Interrupted: <one line>`` (what stopped, how to go on), exit
+    status 130 (128 + SIGINT), instead of click's bare ``Aborted!``."""
+
+    exit_code = 130
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"Interrupted: {self.format_message()}", err=True)
+
+
+def one_line(err: Exception | str) -> UserError:
+    """The error's message (or a message) folded onto one line."""
     return UserError(" ".join(str(err).split()))
 
 
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn library errors (:class:`PipelineError`) into one-line click errors, no traceback."""
+    """Turn library errors (:class:`PipelineError`) into one-line click errors, no traceback;
+    Ctrl-C into one :class:`Interrupted` line (a command may raise its own, more precise one)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -42,8 +54,40 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except PipelineError as err:
             raise one_line(err) from None
+        except KeyboardInterrupt:
+            ctx = click.get_current_context(silent=True)
+            name = ctx.info_name if ctx is not None else "the command"
+            raise Interrupted(
+                f"`stdp-pipeline {name}` stopped before it finished; nothing half-written was "
+                "kept: run it again"
+            ) from None
 
     return wrapper
+
+
+def resume_hint(run_dir: Path, epochs: int | None = None, limit: int | None = None) -> str:
+    """How to go on with an interrupted training run: ``--resume`` from the newest checkpoint
+    (with the same ``--epochs``/``--limit``), or training again when there is none yet."""
+    from stdp_pipeline.io.rundir import RunDir
+
+    options = "".join(
+        f" --{name} {value}"
+        for name, value in (("epochs", epochs), ("limit", limit))
+        if value is not None
+    )
+    try:
+        found = RunDir(run_dir).checkpoints()
+    except OSError:
+        found = {}
+    if found:
+        return (
+            f"`stdp-pipeline train {run_dir} --resume{options}` continues from the checkpoint at "
+            f"digit {max(found):,}"
+        )
+    return (
+        f"no checkpoint was written yet, so run `stdp-pipeline train {run_dir}{options}` again "
+        "(it starts from the beginning)"
+    )
 
 
 # --- shared arguments and options ------------------------------------------------------------

@@ -147,9 +147,9 @@ def _summary_table(stats: pd.DataFrame) -> str:
 def check_cmd(dataset: str, data_dir: Path | None) -> None:
     """Check the data set's files (IDX structure, MD5 sums) and print a summary.
 
-    Prints one line per file (ok / BAD), then the number of examples per label in each split and
-    the pixel mean and standard deviation (0..255). Exits with status 2 if a file is missing or
-    bad.
+    Prints one line per file (ok), then the number of examples per label in each split and the
+    pixel mean and standard deviation (0..255). If a file is missing or bad it prints instead one
+    error line naming each such file and what is wrong with it, and exits with status 2.
 
     \b
     Examples:
@@ -168,18 +168,20 @@ def check_cmd(dataset: str, data_dir: Path | None) -> None:
                 f"run `stdp-pipeline data fetch --dataset {dataset}`, or set "
                 f"{data_lib.ENV_DATA_DIR} to a folder holding them"
             )
-        click.echo(f"{dataset} in {folder}\n")
-        click.echo(_file_table(report))
         bad = report[~report["ok"]]
         if len(bad):
-            first = bad.iloc[0]
+            problems = "; ".join(
+                f"{name}: {str(status).replace(f' in {folder}', '')}"
+                for name, status in zip(bad["name"], bad["status"], strict=True)
+            )
             raise PipelineError(
-                f"{dataset}: {len(bad)} of {len(report)} files missing or bad "
-                f"({', '.join(bad['name'])}); first: {first['status']}; run "
-                f"`stdp-pipeline data fetch --dataset {dataset}` to replace them"
+                f"{dataset} in {folder}: {len(bad)} of {len(report)} files missing or bad "
+                f"({problems}); run `stdp-pipeline data fetch --dataset {dataset}` to replace them"
             )
         stats = data_lib.summary(dataset, data_dir, download=False)
     except PipelineError as err:
         raise one_line(err) from None
+    click.echo(f"{dataset} in {folder}\n")
+    click.echo(_file_table(report))
     click.echo("")
     click.echo(_summary_table(stats))

@@ -22,12 +22,16 @@ from stdp_pipeline.cli.common import (
     DATA_DIR,
     QUIET,
     RUN_DIR,
+    Interrupted,
     echo_result,
     friendly,
+    one_line,
     progress_setting,
+    resume_hint,
 )
 from stdp_pipeline.cli.data import data
 from stdp_pipeline.cli.report import compare, curves, fields, reconstruct
+from stdp_pipeline.cli.sweep import sweep
 from stdp_pipeline.stages.table import STAGES
 
 _CONFIG = click.option(
@@ -114,6 +118,7 @@ def main() -> None:
 
 
 main.add_command(data)
+main.add_command(sweep)
 for _command in (fields, reconstruct, curves, compare):
     main.add_command(_command)
 
@@ -218,11 +223,22 @@ def encode(
     is_flag=True,
     help="Continue from the newest checkpoint; ends with the same weights as an uninterrupted run.",
 )
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Stop at the first training health flag (a degenerate run), with a checkpoint to "
+    "--resume from; without it each flag prints one warning line.",
+)
 @QUIET
 @click.pass_context
 @friendly
 def train(
-    ctx: click.Context, run_dir: Path, epochs: int | None, limit: int | None, resume: bool
+    ctx: click.Context,
+    run_dir: Path,
+    epochs: int | None,
+    limit: int | None,
+    resume: bool,
+    strict: bool,
 ) -> None:
     """Learn without labels: STDP on the training digits, in order.
 
@@ -234,14 +250,26 @@ def train(
       stdp-pipeline train results/dc100
       stdp-pipeline train results/dc100 --limit 2000
       stdp-pipeline train results/dc100 --resume      # after an interruption
+      stdp-pipeline train results/dc100 --strict      # stop if training degenerates
     """
+    from stdp_pipeline.io.atomic import WriteError
     from stdp_pipeline.io.rundir import RunDir
     from stdp_pipeline.stages.train import run_train
 
     run = RunDir(run_dir)
-    summary = run_train(
-        run, epochs=epochs, limit=limit, resume=resume, progress=progress_setting(ctx)
-    )
+    try:
+        summary = run_train(
+            run,
+            epochs=epochs,
+            limit=limit,
+            resume=resume,
+            progress=progress_setting(ctx),
+            strict=strict,
+        )
+    except KeyboardInterrupt:
+        raise Interrupted(f"training stopped; {resume_hint(run_dir, epochs, limit)}") from None
+    except WriteError as err:  # e.g. a full disk at a checkpoint: say how to go on
+        raise one_line(f"{err}; after that, {resume_hint(run_dir, epochs, limit)}") from None
     echo_result("train", run, summary)
 
 
@@ -297,6 +325,7 @@ def evaluate(ctx: click.Context, run_dir: Path) -> None:
 @DATA_DIR
 @click.option("--epochs", type=int, default=None, help="Override train.epochs.")
 @click.option("--limit", type=int, default=None, help="Train on the first N digits only.")
+@click.option("--strict", is_flag=True, help="Stop training at the first training health flag.")
 @QUIET
 @click.pass_context
 @friendly
@@ -309,19 +338,43 @@ def run_all(
     data_dir: str | None,
     epochs: int | None,
     limit: int | None,
+    strict: bool,
 ) -> None:
+    from stdp_pipeline.io.atomic import WriteError
     from stdp_pipeline.io.config import load_config
-    from stdp_pipeline.stages.table import run_stages
+    from stdp_pipeline.stages.table import STAGE_NAMES, run_stages
 
-    run_stages(
-        run_dir,
-        load_config(config_source, overrides),
-        data_dir=data_dir,
-        command=sys.argv,
-        progress=progress_setting(ctx),
-        options={"train": {"epochs": epochs, "limit": limit}},
-        on_result=lambda stage, run, result: click.echo(stage.describe(run, result)),
-    )
+    finished: list[str] = []
+    train_options: dict[str, Any] = {"epochs": epochs, "limit": limit}
+    if strict:  # only when given; the train stage's default is False
+        train_options["strict"] = True
+
+    def on_result(stage: Any, run: Any, result: Any) -> None:
+        finished.append(stage.name)
+        click.echo(stage.describe(run, result))
+
+    try:
+        run_stages(
+            run_dir,
+            load_config(config_source, overrides),
+            data_dir=data_dir,
+            command=sys.argv,
+            progress=progress_setting(ctx),
+            options={"train": train_options},
+            on_result=on_result,
+        )
+    except (KeyboardInterrupt, WriteError) as err:
+        current = STAGE_NAMES[len(finished)] if len(finished) < len(STAGE_NAMES) else "?"
+        rest = ", ".join(STAGE_NAMES[len(finished) + 1 :]) or "none"
+        if current == "train":
+            how = f"{resume_hint(run_dir, epochs, limit)}; then run the stages after it ({rest})"
+        elif current == "encode":
+            how = "run the same `stdp-pipeline run` again"
+        else:
+            how = f"run `stdp-pipeline {current} {run_dir}` and the stages after it ({rest})"
+        if isinstance(err, WriteError):
+            raise one_line(f"{err}; after that, {how}") from None
+        raise Interrupted(f"`stdp-pipeline run` stopped in stage '{current}'; {how}") from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -170,28 +170,38 @@ def curves(run_dir: Path) -> None:
     show_default=True,
     help="Folder for comparison.md, comparison.csv and comparison.png.",
 )
+@click.option(
+    "--sweeps",
+    type=click.Choice(["best", "all", "none"]),
+    default="best",
+    show_default=True,
+    help="For a sweep folder (`stdp-pipeline sweep`): its best point (mean over seeds), every "
+    "run, or nothing.",
+)
 @friendly
-def compare(results_dirs: tuple[Path, ...], out: Path) -> None:
+def compare(results_dirs: tuple[Path, ...], out: Path, sweeps: str) -> None:
     """Compare this project's runs with published MNIST results.
 
     Rows: every published result shipped with the package (Diehl & Cook's four sizes and the
     seed slides' table of spiking networks), and every run directory found under RESULTS_DIR
     (searched recursively; a run counts once it has metrics.json), one row per voting scheme,
     with its config, neurons, training digits, accuracy and training time (RESULTS_DIR defaults
-    to ./results). Writes a Markdown table, a CSV file and a bar chart grouped by method family
-    into --out.
+    to ./results). A sweep folder counts as its best point, its accuracy the mean over the
+    point's seeds (--sweeps). Writes a Markdown table, a CSV file and a bar chart grouped by
+    method family into --out.
 
     \b
     Examples:
       stdp-pipeline compare results
       stdp-pipeline compare results/dc100 results/dc400 --out results/comparison
+      stdp-pipeline compare results/dc100 results/sweeps/dc100-seeds
     """
     from stdp_pipeline.stages.report import write_comparison
 
     folders = list(results_dirs)
     if not folders and Path("results").is_dir():
         folders = [Path("results")]
-    frame, paths = write_comparison(folders, out)
+    frame, paths = write_comparison(folders, out, sweeps=sweeps)
     n_runs = frame.loc[frame["source"] == "measured", "run"].nunique()
     if not n_runs:
         where = ", ".join(str(f) for f in folders) or "results (missing)"

@@ -393,7 +393,7 @@ def parse_override(item: str) -> tuple[str, Any]:
         return key, None
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):  # not a TOML scalar: a bare string
         value = raw
     return key, value
 
@@ -431,32 +431,61 @@ def preset_names() -> list[str]:
 
 
 def _read_file(path: Path) -> dict[str, Any]:
+    """The table of a config file: at most :data:`~stdp_pipeline.io.reading.MAX_CONFIG_BYTES`,
+    UTF-8, valid TOML / YAML / JSON by its suffix, with string keys; else one-line errors."""
+    from stdp_pipeline.io import reading
+
     suffix = path.suffix.lower()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise PipelineError(f"{path}: cannot read config file ({err.strerror})") from None
+    if suffix not in (".toml", ".yaml", ".yml", ".json"):
+        raise PipelineError(f"{path}: unknown config format '{suffix}': use .toml, .yaml or .json")
+    text = reading.read_text(path, limit=reading.MAX_CONFIG_BYTES, what="config file")
+    kind = "YAML" if suffix in (".yaml", ".yml") else suffix[1:].upper()
     try:
         if suffix == ".toml":
             data = tomllib.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-        elif suffix == ".json":
-            data = json.loads(text)
+        elif kind == "YAML":
+            try:
+                import yaml
+            except ImportError:
+                raise PipelineError(
+                    f"{path}: reading YAML needs PyYAML (pip install pyyaml)"
+                ) from None
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError as err:
+                raise PipelineError(f"{path}: not valid YAML: {_yaml_problem(err)}") from None
+            data = {} if data is None else data
         else:
-            raise PipelineError(
-                f"{path}: unknown config format '{suffix}': use .toml, .yaml or .json"
-            )
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, ValueError) as err:
+            data = json.loads(text)
+    except (tomllib.TOMLDecodeError, ValueError) as err:  # JSONDecodeError is a ValueError
         first = str(err).splitlines()[0]
-        raise PipelineError(f"{path}: not valid {suffix[1:].upper()}: {first}") from None
-    except ImportError:
-        raise PipelineError(f"{path}: reading YAML needs PyYAML (pip install pyyaml)") from None
+        raise PipelineError(f"{path}: not valid {kind}: {first}") from None
+    except RecursionError:
+        raise PipelineError(f"{path}: not valid {kind}: nested too deeply") from None
     if not isinstance(data, dict):
         raise PipelineError(f"{path}: must hold a table of sections, found {type(data).__name__}")
+    _check_keys(data, path)
     return data
+
+
+def _yaml_problem(err: Exception) -> str:
+    """One line of a PyYAML error: the problem and where (line, column), without the snippet."""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    mark = getattr(err, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    return f"{problem}{where}"
+
+
+def _check_keys(table: Mapping[Any, Any], path: Path, prefix: str = "") -> None:
+    """Refuse keys that are not strings (YAML allows ``1: 2`` or ``2020-01-01: x``)."""
+    for key, value in table.items():
+        if not isinstance(key, str):
+            raise PipelineError(
+                f"{path}: key {key!r}{f' in [{prefix[:-1]}]' if prefix else ''} is not a string: "
+                "config keys are names such as network.n_excitatory"
+            )
+        if isinstance(value, Mapping):
+            _check_keys(value, path, f"{prefix}{key}.")
 
 
 def _raw(source: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:

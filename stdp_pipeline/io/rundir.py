@@ -14,6 +14,17 @@ stage succeeds. Every file is written to a temporary file and renamed
 (:mod:`stdp_pipeline.io.atomic`), so an interrupted stage never leaves a half-written result or
 manifest.
 
+Stale results: when a stage starts again on a run directory, the records of every stage downstream
+of it (its dependents in :data:`stdp_pipeline.stages.table.STAGES`, transitively) are flagged
+``"stale"`` in the manifest before anything is written, so that a new model is never mixed with
+old assignments or metrics. A stale stage no longer counts as done (:meth:`RunDir.stage_done`),
+and :meth:`RunDir.require` refuses it, naming the stages to run again.
+
+One process at a time: a stage holds the run directory's lock (:meth:`RunDir.lock`, the file
+``.lock`` with the holder's pid; an advisory ``flock`` on it), so a second process on the same run
+directory refuses at once, naming the holder. The lock file is removed when the holder exits and
+taken over when the holder is gone (killed).
+
 Typical use in a stage::
 
     run = RunDir(path)
@@ -30,25 +41,33 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import hashlib
 import importlib.metadata
 import json
 import os
 import platform
 import re
+import socket
 import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: the lock relies on the holder's pid alone
+    fcntl = None  # type: ignore[assignment]
 
 import numpy as np
 
 from stdp_pipeline import __version__
 from stdp_pipeline.errors import PipelineError
-from stdp_pipeline.io import atomic
+from stdp_pipeline.io import atomic, reading
 from stdp_pipeline.io.config import ExperimentConfig, diff
 
 CONFIG_FILE = "config.json"
@@ -56,8 +75,13 @@ MANIFEST_FILE = "manifest.json"
 #: Folder of the training checkpoints, ``checkpoints/ckpt-<position>.npz`` (9 digits).
 CHECKPOINT_DIR = "checkpoints"
 _CHECKPOINT_NAME = re.compile(r"ckpt-(\d{9})\.npz")
-#: Keys of a stage record that the stage's ``info`` may not overwrite.
-STAGE_KEYS = ("started", "ended", "wall_s", "command", "outputs")
+#: The run directory's lock file (see :meth:`RunDir.lock`).
+LOCK_FILE = ".lock"
+#: Folders of a run directory where interrupted writes may leave temporary files.
+_WRITTEN_FOLDERS = (".", "encoded", CHECKPOINT_DIR)
+#: Keys of a stage record that the stage's ``info`` may not overwrite (``stale``: set when a
+#: stage upstream ran again after it).
+STAGE_KEYS = ("started", "ended", "wall_s", "command", "outputs", "stale")
 #: How many differing keys a config refusal lists before it says "and N more".
 _MAX_DIFF_SHOWN = 8
 #: Distribution names to try, in order, for each version recorded in the manifest.
@@ -236,21 +260,54 @@ class RunDir:
                 "--config ...` again with the same config to rebuild it"
             )
         manifest = self._read_json_file(path)
-        if not isinstance(manifest, dict):
-            raise PipelineError(f"{self}/{MANIFEST_FILE}: must hold a JSON object")
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("stages", {}), dict):
+            raise PipelineError(
+                f"{self}/{MANIFEST_FILE}: must hold a JSON object with an object of stage "
+                "records: it is damaged; delete it and "
+                f"run `stdp-pipeline encode {self} --config ...` with the same config to rebuild it"
+            )
         manifest.setdefault("stages", {})
         return manifest
 
     def stage_done(self, name: str) -> bool:
-        """Whether stage ``name`` has finished successfully in this run directory."""
-        return name in self.manifest()["stages"]
+        """Whether stage ``name`` has finished successfully in this run directory and is not stale
+        (no stage it depends on ran again since)."""
+        record = self.manifest()["stages"].get(name)
+        return isinstance(record, dict) and not record.get("stale")
 
-    def require(self, name: str, *, for_stage: str) -> None:
-        """Raise :class:`PipelineError` unless stage ``name``, needed by ``for_stage``, finished."""
-        if not self.stage_done(name):
+    def stale_after(self, name: str) -> str | None:
+        """The stage whose new run made stage ``name``'s record stale, or None if it is not stale
+        (or has no record)."""
+        record = self.manifest()["stages"].get(name)
+        if not isinstance(record, dict) or not record.get("stale"):
+            return None
+        stale = record["stale"]
+        return str(stale.get("after", "?")) if isinstance(stale, dict) else "?"
+
+    def require(self, name: str, *, for_stage: str, hint: str = "") -> None:
+        """Raise :class:`PipelineError` unless stage ``name``, needed by ``for_stage``, finished and
+        neither it nor a stage it depends on is stale.
+
+        A stale chain is named in order, e.g. ``results/x: 'assign', 'evaluate' are stale
+        ('train' ran again after them): rerun `stdp-pipeline assign results/x`, then
+        `stdp-pipeline evaluate results/x` before `reconstruct```. ``hint`` is appended.
+        """
+        from stdp_pipeline.stages.table import upstream
+
+        stages = self.manifest()["stages"]
+        if name not in stages:
             raise PipelineError(
-                f"{self} has no '{name}' stage yet: run `stdp-pipeline {name} {self}` "
-                f"before `{for_stage}`"
+                f"{self} has no '{name}' stage yet: run `{self._command(name)}` "
+                f"before `{for_stage}`{hint}"
+            )
+        chain = [s for s in (*upstream(name), name) if self.stale_after(s) is not None]
+        if chain:
+            names = ", ".join(f"'{s}'" for s in chain)
+            verb, them = ("is", "it") if len(chain) == 1 else ("are", "them")
+            reruns = ", then ".join(f"`stdp-pipeline {s} {self}`" for s in chain)
+            raise PipelineError(
+                f"{self}: {names} {verb} stale ('{self.stale_after(chain[0])}' ran again after "
+                f"{them}): rerun {reruns} before `{for_stage}`{hint}"
             )
 
     @contextlib.contextmanager
@@ -258,12 +315,18 @@ class RunDir:
         """Run a stage: on success record ``started``, ``ended``, ``wall_s``, ``command`` (default
         ``sys.argv``), ``outputs`` and the stage's ``info`` under ``manifest["stages"][name]``.
 
-        If the block raises, the manifest is left as it was (a stage that never finished is not
-        done; a stage that finished before keeps its old record). Stages do not nest.
+        Before the block runs, the records of the stages downstream of ``name`` (its dependents in
+        the stage table, transitively) are flagged stale (:meth:`mark_stale`): whatever the
+        stage is about to write replaces what they were made from.
+
+        If the block raises, the manifest is left as it was but for those flags (a stage that
+        never finished is not done; a stage that finished before keeps its old record). Stages do
+        not nest.
         """
         self.manifest()  # fail now, not after hours of work, if this is not a run directory
         if self._active is not None:
             raise RuntimeError(f"stage '{name}' started inside stage '{self._active.name}'")
+        self.mark_stale(name)
         record = StageRecord(self, name)  # starts the stage's clock
         started = _now_iso()
         self._active = record
@@ -289,6 +352,149 @@ class RunDir:
         manifest = self.manifest()  # read again: keep what others wrote meanwhile
         manifest["stages"][name] = entry
         atomic.write_json(self.file(MANIFEST_FILE), manifest)
+
+    def mark_stale(self, name: str) -> list[str]:
+        """Flag stale the records of every stage downstream of ``name`` that are not flagged yet
+        (``"stale": {"after": name, "since": <time>}``); return their names, in table order.
+
+        The manifest is written only when a flag is added."""
+        from stdp_pipeline.stages.table import dependents
+
+        manifest = self.manifest()
+        flagged = []
+        for dependent in dependents(name):
+            record = manifest["stages"].get(dependent)
+            if isinstance(record, dict) and not record.get("stale"):
+                record["stale"] = {"after": name, "since": _now_iso()}
+                flagged.append(dependent)
+        if flagged:
+            atomic.write_json(self.file(MANIFEST_FILE), manifest)
+        return flagged
+
+    # --- the lock --------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(
+        self,
+        stage: str,
+        *,
+        create: bool = False,
+        busy_ok: Callable[[LockHolder], bool] | None = None,
+    ) -> Iterator[bool]:
+        """Hold the run directory's lock while the block runs (yields True); one process at a time.
+
+        The lock is the file ``.lock`` in the run directory, holding the holder's pid, stage,
+        host and start time, with an advisory ``flock`` on it: when another live process holds
+        it, this raises :class:`RunBusy` (a :class:`PipelineError` naming the holder) at once.
+        The file is removed when the block ends (also on an exception or Ctrl-C); a file left by
+        a holder that is gone (``kill -9``) is taken over, and the temporary files of that
+        holder's interrupted writes are removed. A process that already holds the lock may take
+        it again (``run`` holds it across its stages).
+
+        ``create``: make the folder if needed (``encode``, ``run``; an empty folder made here is
+        removed again at the end); otherwise a folder that is not a run directory is refused
+        before anything is written. ``busy_ok(holder)`` returning True lets the block run without
+        the lock while another process holds it (yields False): ``fields`` drawing checkpoints
+        while ``train`` runs.
+        """
+        key = self.path.resolve()
+        held = _HELD.get(key)
+        if held is not None:
+            held.depth += 1
+            try:
+                yield True
+            finally:
+                held.depth -= 1
+            return
+        made = False
+        if create:
+            if self.path.exists() and not self.path.is_dir():
+                raise PipelineError(
+                    f"{self} is a file, not a folder: give a path for a run directory"
+                )
+            made = not self.path.exists()
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise PipelineError(f"cannot create run directory {self}: {err.strerror}") from None
+        elif not self.file(CONFIG_FILE).exists():
+            raise PipelineError(self._not_a_run_dir())
+        fd: int | None = None
+        try:
+            fd = self._acquire(stage)
+        except RunBusy as busy:
+            if busy_ok is None or not busy_ok(busy.holder):
+                raise
+        finally:
+            if made and fd is None:
+                with contextlib.suppress(OSError):
+                    self.path.rmdir()  # only if still empty
+        if fd is None:  # busy, and busy_ok said to go on without the lock
+            yield False
+            return
+        _HELD[key] = _Held(fd)
+        try:
+            yield True
+        finally:
+            del _HELD[key]
+            with contextlib.suppress(OSError):
+                os.unlink(self.file(LOCK_FILE))
+            os.close(fd)
+            if made:
+                with contextlib.suppress(OSError):
+                    self.path.rmdir()  # only if the stage wrote nothing
+
+    def _acquire(self, stage: str) -> int:
+        """Take the lock (see :meth:`lock`): the open, locked file descriptor of ``.lock``."""
+        path = self.file(LOCK_FILE)
+        for _ in range(20):
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as err:
+                raise PipelineError(
+                    f"cannot lock {self}: {path}: {err.strerror or err} "
+                    "(the run directory must be writable)"
+                ) from None
+            try:
+                got = _try_flock(fd)
+                holder = _read_holder(path)
+                if got is False or (
+                    got is None
+                    and holder is not None
+                    and holder.pid != os.getpid()
+                    and _alive(holder.pid)
+                ):
+                    raise RunBusy(self, holder or LockHolder(None, None, None, None))
+                try:
+                    same = os.path.samestat(os.fstat(fd), os.stat(path))
+                except FileNotFoundError:
+                    same = False
+                if not same:  # the holder removed the file as we opened it: try again
+                    os.close(fd)
+                    continue
+                info = {
+                    "pid": os.getpid(),
+                    "stage": stage,
+                    "host": socket.gethostname(),
+                    "since": _now_iso(),
+                }
+                try:
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+                except OSError as err:  # e.g. a full disk: leave no empty lock file behind
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
+                    raise PipelineError(
+                        f"cannot lock {self}: cannot write {path}: {err.strerror or err}"
+                    ) from None
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+                raise
+            if holder is not None and holder.pid != os.getpid():
+                for folder in _WRITTEN_FOLDERS:  # what the gone holder was writing
+                    atomic.sweep_temporary(self.file(folder) if folder != "." else self.path)
+            return fd
+        raise PipelineError(f"cannot lock {self}: {path} keeps changing; try again")
 
     # --- checkpoints ---------------------------------------------------------------------------
     def checkpoints(self) -> dict[int, Path]:
@@ -360,13 +566,18 @@ class RunDir:
         outputs); a missing file raises a :class:`PipelineError` telling which stage to run.
         """
         path = self._existing(relpath, stage)
+        where, hint = f"{self}/{self.relpath(relpath)}", self._rerun_hint(relpath, stage)
+        if not zipfile.is_zipfile(path):
+            raise PipelineError(f"{where} cannot be read (not an .npz file){hint}")
         try:
             return atomic.load_npz(path)
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-            raise PipelineError(
-                f"{self}/{self.relpath(relpath)} cannot be read ({_first_line(err)})"
-                f"{self._rerun_hint(relpath, stage)}"
-            ) from None
+            if "allow_pickle" in str(err):
+                raise PipelineError(
+                    f"{where} cannot be read: it holds pickled Python objects, which are never "
+                    f"loaded (allow_pickle=False; results hold plain arrays){hint}"
+                ) from None
+            raise PipelineError(f"{where} cannot be read ({_first_line(err)}){hint}") from None
 
     def write_json(self, relpath: str | os.PathLike[str], obj: Any) -> Path:
         """Write ``obj`` as indented, sorted JSON atomically (an output of the running stage)."""
@@ -406,9 +617,15 @@ class RunDir:
                 return name
         return None
 
+    def _command(self, stage: str) -> str:
+        """The command that runs ``stage`` on this run directory (``encode`` needs its config)."""
+        return f"stdp-pipeline {stage} {self}" + (" --config ..." if stage == "encode" else "")
+
     def _rerun_hint(self, relpath: str | os.PathLike[str], stage: str | None) -> str:
         maker = stage or self._maker(self.relpath(relpath))
-        return f": run `stdp-pipeline {maker} {self}` again" if maker else ""
+        if maker == "encode":
+            return f": run `{self._command(maker)}` again with the run's config"
+        return f": run `{self._command(maker)}` again" if maker else ""
 
     def _existing(self, relpath: str | os.PathLike[str], stage: str | None) -> Path:
         """The path of ``relpath``, or a :class:`PipelineError` naming the stage that makes it."""
@@ -423,21 +640,33 @@ class RunDir:
             raise PipelineError(f"{self}/{rel} does not exist")
         if not self.stage_done(maker):
             raise PipelineError(
-                f"{self} has no '{maker}' stage yet (it makes {rel}): "
-                f"run `stdp-pipeline {maker} {self}`"
+                f"{self} has no '{maker}' stage yet (it makes {rel}): run `{self._command(maker)}`"
             )
         raise PipelineError(
             f"{self}/{rel} is missing although stage '{maker}' finished: "
-            f"run `stdp-pipeline {maker} {self}` again"
+            f"run `{self._command(maker)}` again"
         )
 
     def _read_json_file(self, path: Path) -> Any:
+        """Parsed JSON of a file of the run directory: bounded in size, UTF-8 checked."""
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise PipelineError(f"{path}: not valid JSON ({err})") from None
-        except OSError as err:
-            raise PipelineError(f"{path}: cannot read ({err.strerror})") from None
+            rel = path.relative_to(self.path).as_posix()
+        except ValueError:
+            rel = path.name
+        if rel == CONFIG_FILE:
+            hint = (
+                ": it is damaged; restore it, or make a new run directory with "
+                "`stdp-pipeline encode`"
+            )
+        elif rel == MANIFEST_FILE:
+            hint = (
+                f": it is damaged; delete it and run `stdp-pipeline encode {self} --config ...` "
+                "with the same config to rebuild it (the stages then run again)"
+            )
+        else:
+            maker = self._maker(rel)
+            hint = f": run `stdp-pipeline {maker} {self}` again" if maker else ""
+        return reading.read_json(path, what="JSON file", hint=hint)
 
     def _merge_checksums(self, manifest: dict[str, Any], checksums: Mapping[str, str]) -> None:
         """Add ``checksums`` to the manifest; refuse data files whose checksum changed."""
@@ -455,6 +684,110 @@ class RunDir:
         if any(name not in recorded for name in checksums):
             manifest["data_checksums"] = {**recorded, **checksums}
             atomic.write_json(self.file(MANIFEST_FILE), manifest)
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds a run directory's lock, as its lock file says (None where it does not say)."""
+
+    pid: int | None
+    stage: str | None
+    host: str | None
+    since: str | None
+
+    def describe(self) -> str:
+        """``pid 1234, `train` since 2024-05-01T10:00:00+00:00`` (what is known of it)."""
+        parts = [f"pid {self.pid}" if self.pid is not None else "pid unknown"]
+        if self.stage:
+            parts.append(f"`{self.stage}`" + (f" since {self.since}" if self.since else ""))
+        return ", ".join(parts)
+
+
+class RunBusy(PipelineError):
+    """Another live process holds the run directory's lock (``holder``: who)."""
+
+    def __init__(self, run: RunDir, holder: LockHolder) -> None:
+        self.holder = holder
+        super().__init__(
+            f"{run} is in use by another stdp-pipeline process ({holder.describe()}): wait until "
+            f"it ends, or stop it, then try again (lock file {run.file(LOCK_FILE)})"
+        )
+
+
+@dataclass
+class _Held:
+    """A lock this process holds: its file descriptor and how many blocks hold it."""
+
+    fd: int
+    depth: int = 1
+
+
+#: The run directories whose lock this process holds, by resolved path.
+_HELD: dict[Path, _Held] = {}
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def locked(stage: str) -> Callable[[_F], _F]:
+    """Decorate a stage function that takes the :class:`RunDir` first: it runs holding the run
+    directory's lock (:meth:`RunDir.lock`), so a second process refuses at once."""
+
+    def decorate(fn: _F) -> _F:
+        @functools.wraps(fn)
+        def wrapper(run: RunDir, *args: Any, **kwargs: Any) -> Any:
+            with run.lock(stage):
+                return fn(run, *args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _try_flock(fd: int) -> bool | None:
+    """Take an exclusive ``flock`` on ``fd`` without waiting: True if taken, False if another
+    process holds it, None where the system or file system has no ``flock``."""
+    if fcntl is None:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return None  # e.g. ENOLCK / EOPNOTSUPP on some network file systems
+    return True
+
+
+def _read_holder(path: Path) -> LockHolder | None:
+    """What a lock file says (None if it is missing, empty or unreadable)."""
+    try:
+        text = reading.read_text(path, limit=4096, what="lock file")
+        info = json.loads(text)
+    except (PipelineError, ValueError):
+        return None
+    if not isinstance(info, dict):
+        return None
+    pid = info.get("pid")
+    return LockHolder(
+        pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
+        str(info["stage"]) if info.get("stage") is not None else None,
+        str(info["host"]) if info.get("host") is not None else None,
+        str(info["since"]) if info.get("since") is not None else None,
+    )
+
+
+def _alive(pid: int | None) -> bool:
+    """Whether a process ``pid`` exists on this machine."""
+    if pid is None or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    except OSError:
+        return False
+    return True
 
 
 def checkpoint_relpath(position: int) -> str:

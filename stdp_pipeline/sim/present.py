@@ -28,11 +28,17 @@ CURRENTS_BYTES = 128 << 20
 
 
 class TrainStats(NamedTuple):
-    """Per-digit outcome of a training chunk (arrays of length ``B``)."""
+    """Per-digit outcome of a training chunk (arrays of length ``B``).
+
+    ``neuron_spikes`` ``[B, N]`` (float32) holds each excitatory neuron's spikes in the accepted
+    presentation (``N = G * Ng``, group-major), so ``spikes == neuron_spikes.sum(axis=1)``; it is
+    what the learning program returns anyway and is kept for the training health checks
+    (:mod:`stdp_pipeline.stages.health`). None when a caller builds stats without it."""
 
     spikes: np.ndarray  # excitatory spikes in the accepted presentation
     retries: np.ndarray  # extra presentations at raised input levels
     dropped: np.ndarray  # input spikes beyond the per-step slots (normally 0)
+    neuron_spikes: np.ndarray | None = None  # [B, N] spikes per neuron, accepted presentation
 
 
 def with_retries(
@@ -88,6 +94,7 @@ def train_chunk(
     b = len(indices)
     spikes = np.zeros(b, np.float32)
     retries = np.zeros(b, np.int32)
+    neuron_spikes = np.zeros((b, net.n), np.float32)
 
     def show(digit: np.ndarray, level: int) -> np.ndarray:
         i = int(digit[0])
@@ -103,13 +110,14 @@ def train_chunk(
         x = s[:, :width]
         if x.shape[1] < width:
             x = np.pad(x, ((0, 0), (0, width - x.shape[1])), constant_values=net.n_inputs)
-        count = float(net.learning_program(width)(tf.constant(x)).numpy().sum())
-        spikes[i], retries[i] = count, level
+        per_neuron = net.learning_program(width)(tf.constant(x)).numpy()
+        count = float(per_neuron.sum())
+        spikes[i], retries[i], neuron_spikes[i] = count, level, per_neuron
         return np.array([count])
 
     for i in range(b):
         with_retries(show, np.array([i]), enc.min_spikes, enc.max_retries)
-    return TrainStats(spikes, retries, dropped)
+    return TrainStats(spikes, retries, dropped, neuron_spikes)
 
 
 def inference_batch_size(net: SpikingNetwork) -> int:

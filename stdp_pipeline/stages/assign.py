@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from stdp_pipeline.errors import PipelineError
-from stdp_pipeline.io.rundir import RunDir
+from stdp_pipeline.io import artefacts
+from stdp_pipeline.io.rundir import RunDir, locked
 from stdp_pipeline.labels import N_CLASSES
 from stdp_pipeline.progress import Progress
 
@@ -63,15 +64,20 @@ def assign_labels(counts: np.ndarray, labels: np.ndarray, n_classes: int = N_CLA
 
 def load_trained(run: RunDir, split: str) -> tuple[SpikingNetwork, dict[str, np.ndarray]]:
     """The run's trained network (learned state of ``model.npz``) and its encoded ``split``
-    (``encoded/<split>.npz``: ``images``, ``labels``, ``indices``)."""
+    (``encoded/<split>.npz``: ``images``, ``labels``, ``indices``), both checked against the
+    run's config (:mod:`stdp_pipeline.io.artefacts`) before the network is built."""
+    config = run.config()
+    data = artefacts.load_encoded(run, split, config)
+    n_inputs = data["images"].shape[1]
+    state = artefacts.load_model(run, config, n_inputs)
     from stdp_pipeline.sim.network import SpikingNetwork
 
-    data = run.load_arrays(f"encoded/{split}.npz", stage="encode")
-    net = SpikingNetwork(run.config(), n_inputs=data["images"].shape[1])
-    net.set_state(run.load_arrays("model.npz", stage="train"))
+    net = SpikingNetwork(config, n_inputs=n_inputs)
+    net.set_state(state)
     return net, data
 
 
+@locked("assign")
 def run_assign(run: RunDir, *, progress: bool | None = None) -> Assignment:
     """The ``assign`` stage: present the assignment slice with learning off, assign labels.
 

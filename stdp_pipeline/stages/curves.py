@@ -9,6 +9,13 @@ Six panels against the number of digits presented (a vertical dotted line marks 
 * input weights, mean and standard deviation;
 * largest input weight;
 * training speed, digits per second of each chunk.
+
+Training health flags (:mod:`stdp_pipeline.stages.health`, the ``flag_*`` columns of
+``train_curve.csv``) are shaded over the chunks that raised them, each on the panel it concerns
+(thresholds on theta, retry cap on re-presentations, spikes, silent and dominant neurons on spikes
+per digit, alike fields on the weights, stalled weights on the largest weight), and listed under
+the panels with the digit where each was first raised. Runs trained before the flags existed
+have no such columns and no shading.
 """
 
 from __future__ import annotations
@@ -19,11 +26,45 @@ import numpy as np
 import pandas as pd
 
 from stdp_pipeline.errors import PipelineError
-from stdp_pipeline.io.rundir import RunDir
-from stdp_pipeline.stages.train import CURVE_COLUMNS
+from stdp_pipeline.io import artefacts
+from stdp_pipeline.io.rundir import RunDir, locked
+from stdp_pipeline.stages import health
+from stdp_pipeline.stages.train import CURVE_COLUMNS, HEALTH_COLUMNS
 
 #: Columns of ``train_log.csv`` (written by the ``train`` stage) that the panels read.
 LOG_COLUMNS = ("position", "epoch", "spikes", "retries")
+
+
+#: The panel that shows each training health flag (see :func:`plot_curves`), and its colour.
+FLAG_PANELS = {
+    "thresholds_uniform": ("theta", "#d62728"),
+    "retry_cap": ("retries", "#ff7f0e"),
+    "spikes_high": ("spikes", "#d62728"),
+    "spikes_low": ("spikes", "#9467bd"),
+    "silent_neurons": ("spikes", "#8c564b"),
+    "dominant_neuron": ("spikes", "#e377c2"),
+    "weights_stalled": ("weight_max", "#7f7f7f"),
+    "fields_alike": ("weights", "#bcbd22"),
+}
+
+
+def flag_spans(curve: pd.DataFrame, column: str) -> list[tuple[float, float]]:
+    """The stretches of digits over which flag ``column`` was raised: ``[(start, end), ...]``,
+    a chunk running from the previous row's position (0 for the first row) to its own."""
+    if column not in curve.columns or not len(curve):
+        return []
+    ends = curve["position"].to_numpy(float)
+    starts = np.concatenate([[0.0], ends[:-1]])
+    raised = curve[column].fillna(0).to_numpy() > 0
+    spans: list[tuple[float, float]] = []
+    for start, end, on in zip(starts, ends, raised, strict=True):
+        if not on:
+            continue
+        if spans and spans[-1][1] == start:
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+    return spans
 
 
 def rolling_window(n: int) -> int:
@@ -47,7 +88,8 @@ def plot_curves(
 
     from stdp_pipeline.stages.plots import _save, plt
 
-    for frame, cols, name in ((curve, CURVE_COLUMNS, "train_curve"), (log, LOG_COLUMNS, "log")):
+    base = tuple(c for c in CURVE_COLUMNS if c not in HEALTH_COLUMNS)  # older runs lack those
+    for frame, cols, name in ((curve, base, "train_curve"), (log, LOG_COLUMNS, "log")):
         missing = [c for c in cols if c not in frame.columns]
         if missing:
             raise PipelineError(f"{name} lacks the column(s) {', '.join(missing)}")
@@ -105,6 +147,31 @@ def plot_curves(
     a_rate.set_title("training speed (per chunk; the first includes compiling)")
     a_rate.set_ylim(bottom=0)
 
+    panels = {
+        "spikes": a_spk, "retries": a_ret, "theta": a_th, "weights": a_w, "weight_max": a_wmax,
+    }  # fmt: skip
+    raised, shaded = [], set()
+    for check in health.CHECKS:
+        spans = flag_spans(curve, check.column)
+        if not spans:
+            continue
+        panel, colour = FLAG_PANELS.get(check.name, ("spikes", "#d62728"))
+        for i, (start, end) in enumerate(spans):
+            panels[panel].axvspan(
+                start, end, color=colour, alpha=0.18, lw=0,
+                label=f"flag: {check.label}" if i == 0 else None,
+            )  # fmt: skip
+        shaded.add(panel)
+        first = float(curve.loc[curve[check.column].fillna(0) > 0, "position"].iloc[0])
+        raised.append(f"{check.label} (first at digit {first:,.0f})")
+    for panel in shaded & {"retries", "weight_max"}:  # the others have a legend anyway
+        panels[panel].legend(fontsize=8, loc="best")
+    if raised:
+        fig.text(
+            0.01, 0.005, "training health flags (shaded): " + "; ".join(raised),
+            ha="left", fontsize=8, color="#b00020",
+        )  # fmt: skip
+
     epochs = log.groupby("epoch")["position"].min().to_numpy()[1:] if len(log) else []
     for ax in axes.flat:
         for start in epochs:
@@ -123,6 +190,7 @@ def plot_curves(
     _save(fig, path)
 
 
+@locked("curves")
 def run_curves(run: RunDir) -> str:
     """The ``curves`` stage: draw ``curves.png`` of a trained run (needs the ``train`` stage).
     Returns the path written."""
@@ -149,10 +217,9 @@ def run_curves(run: RunDir) -> str:
 
 
 def _read_csv(run: RunDir, rel: str) -> pd.DataFrame:
-    path = run.file(rel)
-    if not path.exists():
-        raise PipelineError(f"{run}/{rel} is missing: run `stdp-pipeline train {run}` again")
-    try:
-        return pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError) as err:
-        raise PipelineError(f"{run}/{rel} cannot be read ({err}): train again") from None
+    """``train_curve.csv`` or ``train_log.csv``, with the columns the panels read, each numeric."""
+    columns, required = (
+        (CURVE_COLUMNS, ("position",)) if rel == "train_curve.csv" else (LOG_COLUMNS, LOG_COLUMNS)
+    )
+    hint = f": run `stdp-pipeline train {run}` again"
+    return artefacts.read_table(run, rel, columns, hint, required=required)

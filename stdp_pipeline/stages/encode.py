@@ -35,7 +35,8 @@ def run_encode(
     """Create (or reuse, with the same config) the run directory and write the encoded slices.
 
     A data set missing from the data folder is downloaded first (``progress``: its progress
-    lines; see :func:`stdp_pipeline.io.data.load_split`)."""
+    lines; see :func:`stdp_pipeline.io.data.load_split`). The run directory is locked while it is
+    written (:meth:`RunDir.lock`); encoding again marks every later stage stale."""
     dc = config.data
     train = datasets.load_split(dc.dataset, "train", data_dir, progress=progress)
     test = datasets.load_split(dc.dataset, "test", data_dir, progress=progress)
@@ -44,40 +45,41 @@ def run_encode(
     )
     test_idx = datasets.test_indices(len(test.labels), dc.test_digits)
     checksums = datasets.checksums(dc.dataset, data_dir, progress=progress)
-    run = RunDir.create(path, config, command=command, data_checksums=checksums)
-    with run.stage("encode", command=command) as record:
-        for name, split, idx in (
-            ("train", train, train_idx),
-            ("assign", train, assign_idx),
-            ("test", test, test_idx),
-        ):
-            run.save_arrays(
-                f"encoded/{name}.npz",
-                {
-                    "images": split.images[idx].reshape(len(idx), -1),
-                    "labels": split.labels[idx],
-                    "indices": idx.astype(np.int64),
-                },
-                compressed=True,
+    with RunDir(path).lock("encode", create=True):
+        run = RunDir.create(path, config, command=command, data_checksums=checksums)
+        with run.stage("encode", command=command) as record:
+            for name, split, idx in (
+                ("train", train, train_idx),
+                ("assign", train, assign_idx),
+                ("test", test, test_idx),
+            ):
+                run.save_arrays(
+                    f"encoded/{name}.npz",
+                    {
+                        "images": split.images[idx].reshape(len(idx), -1),
+                        "labels": split.labels[idx],
+                        "indices": idx.astype(np.int64),
+                    },
+                    compressed=True,
+                )
+            _write_raster(
+                run,
+                config,
+                train.images[train_idx[:raster_digits]],
+                train.labels[train_idx[:raster_digits]],
+                train_idx[:raster_digits],
             )
-        _write_raster(
-            run,
-            config,
-            train.images[train_idx[:raster_digits]],
-            train.labels[train_idx[:raster_digits]],
-            train_idx[:raster_digits],
-        )
-        record.add_output("input_raster.png")
-        layout = Layout.of(config)
-        if layout.patched:
-            record.info["patch_positions"] = [list(rc) for rc in layout.positions]
-        record.info.update(
-            train_digits=int(len(train_idx)),
-            assign_digits=int(len(assign_idx)),
-            test_digits=int(len(test_idx)),
-            assign_range=[int(assign_idx[0]), int(assign_idx[-1]) + 1],
-            overlap=bool(np.intersect1d(train_idx, assign_idx).size),
-        )
+            record.add_output("input_raster.png")
+            layout = Layout.of(config)
+            if layout.patched:
+                record.info["patch_positions"] = [list(rc) for rc in layout.positions]
+            record.info.update(
+                train_digits=int(len(train_idx)),
+                assign_digits=int(len(assign_idx)),
+                test_digits=int(len(test_idx)),
+                assign_range=[int(assign_idx[0]), int(assign_idx[-1]) + 1],
+                overlap=bool(np.intersect1d(train_idx, assign_idx).size),
+            )
     return run
 
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from stdp_pipeline.io.rundir import RunDir
+from stdp_pipeline.io import artefacts
+from stdp_pipeline.io.rundir import RunDir, locked
 from stdp_pipeline.labels import N_CLASSES
 from stdp_pipeline.progress import Progress
 from stdp_pipeline.stages.assign import Assignment, load_trained
@@ -55,6 +56,7 @@ def confusion(labels: np.ndarray, predicted: np.ndarray, n_classes: int = N_CLAS
     return out
 
 
+@locked("evaluate")
 def run_evaluate(run: RunDir, *, progress: bool | None = None) -> dict:
     """The ``evaluate`` stage: present the test digits (learning off), predict with each voting
     scheme and with a linear read-out fitted on the assignment slice (:mod:`.readout`), write
@@ -64,7 +66,9 @@ def run_evaluate(run: RunDir, *, progress: bool | None = None) -> dict:
 
     run.require("assign", for_stage="evaluate")
     config = run.config()
-    assigned = run.load_arrays("assignments.npz", stage="assign")
+    assigned = artefacts.load_assignments(
+        run, config, keys=("classes", "rates", "proportions", "counts", "labels")
+    )
     assignment = Assignment(assigned["classes"], assigned["rates"], assigned["proportions"])
     net, data = load_trained(run, "test")
     labels = data["labels"].astype(np.int64)

@@ -18,6 +18,7 @@ i.e. for 6,400 neurons) an evenly spaced subset in display order is drawn and th
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass
@@ -27,7 +28,9 @@ import numpy as np
 
 from stdp_pipeline.errors import PipelineError
 from stdp_pipeline.geometry import Layout
-from stdp_pipeline.io.rundir import RunDir, checkpoint_relpath
+from stdp_pipeline.io import artefacts
+from stdp_pipeline.io.config import ExperimentConfig
+from stdp_pipeline.io.rundir import LockHolder, RunDir, StageRecord, checkpoint_relpath
 from stdp_pipeline.labels import N_CLASSES
 
 IMAGE_PX = 28
@@ -280,15 +283,49 @@ def run_fields(
     of the checkpoint at position ``checkpoint`` (``fields-<position>.png``), or of every
     checkpoint and the final model (``all_checkpoints``). Returns the files written.
 
-    ``sort`` is ``"class"`` (default when the run has assignments) or ``"index"``. The final
-    model needs the ``train`` stage; checkpoints only need them to exist (they may be watched
-    while training runs)."""
+    ``sort`` is ``"class"`` (default when the run has assignments) or ``"index"``; assignments
+    made for an older model (stale, after ``train`` ran again) are refused unless ``sort`` is
+    ``"index"``. The final model needs the ``train`` stage; checkpoints only need them to exist:
+    they may be drawn while another process trains (the figures are written then, but the stage
+    is not recorded)."""
     if checkpoint is not None and all_checkpoints:
         raise PipelineError("give either --checkpoint N or --all-checkpoints, not both")
     if max_neurons < 1:
         raise PipelineError(f"--max-neurons {max_neurons}: must be >= 1")
     config = run.config()
     run.require("encode", for_stage="fields")
+
+    def watching_ok(holder: LockHolder) -> bool:
+        """Checkpoints may be drawn while another process trains (nothing recorded then)."""
+        only_checkpoints = checkpoint is not None or (
+            all_checkpoints and not run.stage_done("train")
+        )
+        return only_checkpoints and holder.stage in ("train", "run", "sweep")
+
+    with run.lock("fields", busy_ok=watching_ok) as held:
+        return _draw_fields(
+            run,
+            config,
+            sort=sort,
+            checkpoint=checkpoint,
+            all_checkpoints=all_checkpoints,
+            max_neurons=max_neurons,
+            record=held,
+        )
+
+
+def _draw_fields(
+    run: RunDir,
+    config: ExperimentConfig,
+    *,
+    sort: str | None,
+    checkpoint: int | None,
+    all_checkpoints: bool,
+    max_neurons: int,
+    record: bool,
+) -> list[Path]:
+    """The work of :func:`run_fields`; ``record``: record the stage in the manifest (False while
+    another process trains and holds the lock: then only the figures are written)."""
     found = run.checkpoints()
     targets: list[tuple[int | None, str]] = []
     if checkpoint is not None:
@@ -311,25 +348,35 @@ def run_fields(
             targets.append((None, "model.npz"))
 
     labelled = run.stage_done("assign")
-    assigned = run.load_arrays("assignments.npz", stage="assign") if labelled else None
+    if sort == "class" or (sort is None and record and run.stale_after("assign") is not None):
+        # never label the fields with the classes of an older model
+        explicit = sort == "class"
+        run.require(
+            "assign",
+            for_stage="fields --sort class" if explicit else "fields",
+            hint="" if explicit else " (or give --sort index to draw the fields without classes)",
+        )
+    assigned = artefacts.load_assignments(run, config, keys=("classes",)) if labelled else None
     sort = sort or ("class" if labelled else "index")
-    if sort == "class" and not labelled:
-        run.require("assign", for_stage="fields --sort class")
     accuracy = None
     if run.stage_done("evaluate") and run.file("metrics.json").exists():
-        accuracy = run.read_json("metrics.json").get("accuracy", {}).get("all_activity")
+        accuracy = artefacts.read_metrics(run)["accuracy"].get("all_activity")
     total_digits = None
     if run.stage_done("train"):
         total_digits = run.manifest()["stages"]["train"].get("digits_seen")
     elif found:
-        last = run.load_arrays(checkpoint_relpath(max(found)))
-        if "epochs" in last and "digits_per_epoch" in last:
-            total_digits = int(last["epochs"]) * int(last["digits_per_epoch"])
+        last = artefacts.load_checkpoint(run, max(found), config, resume=False)
+        schedule = [last.get(k) for k in ("epochs", "digits_per_epoch")]
+        if all(a is not None and a.ndim == 0 and a.dtype.kind in "iu" for a in schedule):
+            total_digits = int(schedule[0]) * int(schedule[1])
 
     layout = Layout.of(config)
     loaded = []
-    for position, rel in targets:
-        state = run.load_arrays(rel, stage="train" if position is None else None)
+    for position, _rel in targets:
+        if position is None:
+            state = artefacts.load_model(run, config, keys=("weights",))
+        else:
+            state = artefacts.load_checkpoint(run, position, config, resume=False)
         loaded.append((position, receptive_fields(state["weights"], layout)))
     classes = None
     if assigned is not None:
@@ -338,7 +385,8 @@ def run_fields(
     vmax = max(float(f.images.max()) for _, f in loaded) if len(loaded) > 1 else None
 
     written = []
-    with run.stage("fields") as record:
+    stage = run.stage("fields") if record else contextlib.nullcontext(StageRecord(run, "fields"))
+    with stage as st:
         for position, fields in loaded:
             name = "fields.png" if position is None else f"fields-{position:09d}.png"
             path = run.file(name)
@@ -358,9 +406,9 @@ def run_fields(
             plot_fields(
                 fields, path, title, classes=classes, sort=sort, max_neurons=max_neurons, vmax=vmax
             )
-            record.add_output(name)
+            st.add_output(name)
             written.append(path)
-        record.info.update(
+        st.info.update(
             sort=sort, figures=len(written), fields=drawn["total"], fields_shown=drawn["shown"]
         )
     return written

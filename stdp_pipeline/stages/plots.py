@@ -15,13 +15,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from stdp_pipeline.io.atomic import atomic_path  # noqa: E402
+from stdp_pipeline.io.atomic import atomic_path, reporting  # noqa: E402
 
 
 def _save(fig: plt.Figure, path: str | os.PathLike[str]) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-    plt.close(fig)
+    """Write ``fig`` as a PNG to ``path`` atomically; a write the system refuses (disk full)
+    raises :class:`~stdp_pipeline.io.atomic.WriteError`. The figure is closed either way."""
+    try:
+        with atomic_path(path) as tmp, reporting(path):
+            fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+    finally:
+        plt.close(fig)
 
 
 def plot_raster(

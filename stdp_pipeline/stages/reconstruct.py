@@ -34,7 +34,8 @@ import pandas as pd
 
 from stdp_pipeline.errors import PipelineError
 from stdp_pipeline.geometry import Layout, fold
-from stdp_pipeline.io.rundir import RunDir
+from stdp_pipeline.io import artefacts
+from stdp_pipeline.io.rundir import RunDir, locked
 from stdp_pipeline.labels import N_CLASSES
 
 SCALES = ("range", "max", "lsq")
@@ -205,6 +206,7 @@ def plot_reconstruction(
     _save(fig, path)
 
 
+@locked("reconstruct")
 def run_reconstruct(run: RunDir, *, digits: int = 16, scale: str = "range") -> pd.DataFrame:
     """The ``reconstruct`` stage: rebuild the test digits from their spike counts (needs the
     ``evaluate`` stage), write ``reconstruction.png`` (``digits`` originals beside their
@@ -216,9 +218,10 @@ def run_reconstruct(run: RunDir, *, digits: int = 16, scale: str = "range") -> p
         raise PipelineError(f"--scale {scale}: must be one of {', '.join(SCALES)}")
     config = run.config()
     run.require("evaluate", for_stage="reconstruct")
-    responses = run.load_arrays("test_counts.npz", stage="evaluate")
-    test = run.load_arrays("encoded/test.npz", stage="encode")
-    weights = run.load_arrays("model.npz", stage="train")["weights"]
+    responses = artefacts.load_test_counts(run, config)
+    test = artefacts.load_encoded(run, "test", config)
+    n_inputs = test["images"].shape[1]
+    weights = artefacts.load_model(run, config, n_inputs, keys=("weights",))["weights"]
     counts, labels = responses["counts"], np.asarray(responses["labels"], np.int64)
     if len(counts) != len(test["labels"]) or not np.array_equal(labels, test["labels"]):
         raise PipelineError(

@@ -7,7 +7,11 @@ Rows (:func:`comparison_table`, a pandas DataFrame, one row per result):
 * every run directory found under the given folders (a folder holding ``metrics.json`` and
   ``config.json``), one row per voting scheme: ``source = "measured"``, with the model (config
   name), neurons, training digits, voting scheme, accuracy and wall times from its
-  ``metrics.json``.
+  ``metrics.json``;
+* for a sweep folder (one holding ``sweep.json``, :mod:`stdp_pipeline.sweep`), by default
+  (``sweeps="best"``) not each of its runs but its best point: one row per voting scheme, the
+  mean over the point's seeds (:func:`sweep_rows`); ``sweeps="all"`` lists every run,
+  ``"none"`` leaves sweeps out.
 
 Columns: ``source, group, reference, year, model, neurons, train_digits, scheme, accuracy``
 (fraction), ``train_wall_s, eval_wall_s, run, note``. :func:`markdown_table` renders it without
@@ -19,7 +23,6 @@ the measured rows hatched and starred. :func:`write_comparison` writes ``compari
 from __future__ import annotations
 
 import importlib.resources
-import json
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -90,13 +93,16 @@ def find_runs(folders: Iterable[str | os.PathLike[str]]) -> list[Path]:
 
 def measured_rows(run_dir: str | os.PathLike[str]) -> list[dict]:
     """One row per voting scheme of the run directory ``run_dir`` (from its ``metrics.json``
-    and ``config.json``). Raises :class:`PipelineError` if either cannot be read."""
+    and ``config.json``). Raises :class:`PipelineError` if either cannot be read, or if the run's
+    manifest says its ``evaluate`` stage is stale (a stage before it ran again since)."""
+    from stdp_pipeline.io.artefacts import check_metrics
+
     path = Path(run_dir)
+    _refuse_stale(path)
     metrics = _read_json(path / "metrics.json")
     config = _read_json(path / "config.json")
-    accuracy = metrics.get("accuracy")
-    if not isinstance(accuracy, dict) or not accuracy:
-        raise PipelineError(f"{path}/metrics.json has no 'accuracy' table: evaluate again")
+    check_metrics(metrics, f"{path}/metrics.json", f": run `stdp-pipeline evaluate {path}` again")
+    accuracy = metrics["accuracy"]
     encoding = config.get("encoding", {}) if isinstance(config, dict) else {}
     learning = config.get("learning", {}) if isinstance(config, dict) else {}
     notes = []
@@ -137,10 +143,13 @@ def measured_rows(run_dir: str | os.PathLike[str]) -> list[dict]:
 
 
 def comparison_table(
-    folders: Iterable[str | os.PathLike[str]] = (), published: pd.DataFrame | None = None
+    folders: Iterable[str | os.PathLike[str]] = (),
+    published: pd.DataFrame | None = None,
+    sweeps: str = "best",
 ) -> pd.DataFrame:
     """Published rows, then the measured rows of every run under ``folders`` (sorted by model,
-    neurons, training digits and scheme); the columns :data:`COLUMNS`."""
+    neurons, training digits and scheme); the columns :data:`COLUMNS`. The runs of a sweep folder
+    count as ``sweeps`` says (:data:`SWEEP_MODES`: its best point, every run, or none)."""
     pub = load_published() if published is None else published
     rows = [
         {
@@ -155,7 +164,10 @@ def comparison_table(
         }
         for _, r in pub.iterrows()
     ]
-    measured = [row for run in find_runs(folders) for row in measured_rows(run)]
+    folders = list(folders)
+    measured = [row for run in _plain_runs(folders, sweeps) for row in measured_rows(run)]
+    if sweeps == "best":
+        measured += [row for sweep in find_sweeps(folders) for row in sweep_rows(sweep)]
     measured.sort(key=lambda r: (r["neurons"] or 0, r["model"], r["run"], r["scheme"]))
     frame = pd.DataFrame(rows + measured, columns=list(COLUMNS))
     for col in ("year", "neurons", "train_digits"):
@@ -290,12 +302,12 @@ def plot_comparison(frame: pd.DataFrame, path: str | os.PathLike[str], title: st
 
 
 def write_comparison(
-    folders: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]
+    folders: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], sweeps: str = "best"
 ) -> tuple[pd.DataFrame, dict[str, Path]]:
     """Build the comparison of the runs under ``folders`` and write ``comparison.md``,
     ``comparison.csv`` and ``comparison.png`` into ``out`` (atomically). Returns the table and
-    the paths written."""
-    frame = comparison_table(folders)
+    the paths written. ``sweeps``: see :func:`comparison_table`."""
+    frame = comparison_table(folders, sweeps=sweeps)
     out = Path(out)
     n_runs = frame.loc[frame["source"] == "measured", "run"].nunique()
     paths = {k: out / f"comparison.{k}" for k in ("md", "csv", "png")}
@@ -318,17 +330,96 @@ def write_comparison(
     return frame, paths
 
 
+# --- sweeps --------------------------------------------------------------------------------------
+#: What :func:`comparison_table` does with a sweep folder's runs: its best point only (mean over
+#: seeds), every run as a run of its own, or none.
+SWEEP_MODES = ("best", "all", "none")
+
+
+def find_sweeps(folders: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Sweep folders under ``folders`` (recursively, the folders themselves included): every
+    folder holding ``sweep.json``, sorted."""
+    from stdp_pipeline.sweep import SWEEP_FILE
+
+    found: set[Path] = set()
+    for folder in folders:
+        for here, dirs, files in os.walk(Path(folder)):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            if SWEEP_FILE in files:
+                found.add(Path(here))
+                dirs[:] = []  # a sweep's run directories hold no sweeps
+    return sorted(found)
+
+
+def sweep_rows(sweep_dir: str | os.PathLike[str]) -> list[dict]:
+    """The rows of a sweep's best point (by the sweep's metric), one per voting scheme, like
+    :func:`measured_rows` but with the mean accuracy and training time over the point's finished
+    seeds; ``model`` is ``<sweep>: <point>``, ``run`` the point's folder, and the note says how
+    many points and seeds. Empty when no run of the sweep has finished."""
+    from stdp_pipeline.sweep.summary import best_point
+
+    best = best_point(sweep_dir)
+    if best is None:
+        return []
+    per_seed = [measured_rows(run) for run in best["runs"]]
+    rows = []
+    for row in per_seed[0]:
+        scheme = {v: k for k, v in SCHEME_NAMES.items()}.get(row["scheme"], row["scheme"])
+        walls = [r["train_wall_s"] for seed in per_seed for r in seed
+                 if r["scheme"] == row["scheme"] and r["train_wall_s"] is not None]  # fmt: skip
+        spread = best["std"].get(scheme, float("nan"))
+        seeds = f"mean of {best['seeds']} seed(s)" + (
+            "" if math.isnan(spread) else f" ± {100 * spread:.2f}"
+        )
+        note = f"best of {best['points']} point(s) of sweep {best['sweep']}, {seeds}"
+        rows.append(
+            {
+                **row,
+                "model": f"{best['sweep']}: {best['point']}",
+                "accuracy": best["mean"].get(scheme, row["accuracy"]),
+                "train_wall_s": sum(walls) / len(walls) if walls else None,
+                "run": str(Path(sweep_dir) / best["point"]),
+                "note": "; ".join(n for n in (note, row["note"]) if n),
+            }
+        )
+    return rows
+
+
+def _plain_runs(folders: Sequence[str | os.PathLike[str]], sweeps: str) -> list[Path]:
+    """The run directories under ``folders``, without those inside a sweep folder unless
+    ``sweeps == "all"``."""
+    if sweeps not in SWEEP_MODES:
+        raise PipelineError(f"sweeps = {sweeps!r}: must be one of {', '.join(SWEEP_MODES)}")
+    runs = find_runs(folders)
+    if sweeps == "all":
+        return runs
+    roots = [s.resolve() for s in find_sweeps(folders)]
+    return [r for r in runs if not any(root in r.resolve().parents for root in roots)]
+
+
 # --- helpers -------------------------------------------------------------------------------------
 def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PipelineError(f"{path} is missing") from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise PipelineError(f"{path} cannot be read ({err})") from None
+    """A JSON object of a run directory (bounded in size, UTF-8 checked)."""
+    from stdp_pipeline.io.reading import read_json
+
+    evaluated = path.name == "metrics.json"
+    hint = f": run `stdp-pipeline evaluate {path.parent}` again" if evaluated else ""
+    data = read_json(path, hint=hint)
     if not isinstance(data, dict):
         raise PipelineError(f"{path}: must hold a JSON object")
     return data
+
+
+def _refuse_stale(run_dir: Path) -> None:
+    """Refuse a run whose manifest flags its ``evaluate`` stage stale (an earlier stage ran again
+    after it: its metrics.json describes an older model). Runs without a manifest pass."""
+    from stdp_pipeline.io.rundir import MANIFEST_FILE, RunDir
+
+    if not (run_dir / MANIFEST_FILE).exists():
+        return
+    run = RunDir(run_dir)
+    if run.stale_after("evaluate") is not None:
+        run.require("evaluate", for_stage="compare", hint=f", or leave {run_dir} out")
 
 
 def _missing(value: object) -> bool:

@@ -88,10 +88,12 @@ def _encoded(run: RunDir, result: RunDir) -> str:
 
 
 def _trained(run: RunDir, summary: dict) -> str:
+    flags = summary.get("health_flags") or {}
+    health = f"; training health flags: {', '.join(flags)} (see curves.png)" if flags else ""
     return (
         f"trained on {summary['digits_seen']} digits in {summary['wall_s']:.1f} s "
         f"({summary['digits_per_s']} digits/s, {summary['spikes_per_digit']:.1f} spikes per "
-        f"digit); weights in {run.file('model.npz')}"
+        f"digit); weights in {run.file('model.npz')}{health}"
     )
 
 
@@ -168,7 +170,7 @@ STAGES: tuple[Stage, ...] = (
         "learn without labels (STDP), with checkpoints and --resume",
         ("encode",),
         "stdp_pipeline.stages.train:run_train",
-        {"epochs": None, "limit": None, "resume": False, "progress": None},
+        {"epochs": None, "limit": None, "resume": False, "progress": None, "strict": False},
         _trained,
     ),
     _stage(
@@ -225,6 +227,27 @@ def stage(name: str) -> Stage:
     raise KeyError(f"no stage {name!r}: the stages are {', '.join(STAGE_NAMES)}")
 
 
+def upstream(name: str) -> tuple[str, ...]:
+    """Every stage that stage ``name`` needs, directly or through others, in table order (empty
+    for a name that is not in the table)."""
+    rows = {s.name: s for s in STAGES}
+    found: set[str] = set()
+    todo = [name]
+    while todo:
+        row = rows.get(todo.pop())
+        for need in row.needs if row is not None else ():
+            if need not in found:
+                found.add(need)
+                todo.append(need)
+    return tuple(n for n in STAGE_NAMES if n in found)
+
+
+def dependents(name: str) -> tuple[str, ...]:
+    """Every stage downstream of stage ``name`` (that needs it, directly or through others), in
+    table order: what a new run of ``name`` makes stale (empty for a name not in the table)."""
+    return tuple(s for s in STAGE_NAMES if name in upstream(s))
+
+
 def run_stages(
     path: str | os.PathLike[str],
     config: ExperimentConfig,
@@ -242,7 +265,9 @@ def run_stages(
     ``options[stage name]`` (e.g. ``{"train": {"epochs": 2, "limit": 500}}``; a key a stage does
     not take raises ``TypeError`` before anything runs). After each stage ``on_result(stage, run,
     value returned)`` is called, e.g. to print :meth:`Stage.describe`. Returns the run directory.
-    A stage that fails raises and stops the run; the stages before it stay recorded.
+    A stage that fails raises and stops the run; the stages before it stay recorded. The run
+    directory's lock is held from the first stage to the last, so no other process can start a
+    stage on it in between.
     """
     options = dict(options or {})
     names = [s.name for s in STAGES]
@@ -258,12 +283,15 @@ def run_stages(
     for s in STAGES:
         given = {k: v for k, v in shared.items() if k in s.defaults}
         calls.append((s, s.arguments(**{**given, **options.get(s.name, {})})))
+    from stdp_pipeline.io.rundir import RunDir
+
     run = None
-    for s, kwargs in calls:
-        if s.creates_run:
-            run = result = s.load()(path, config, **kwargs)
-        else:
-            result = s.load()(run, **kwargs)
-        if on_result is not None:
-            on_result(s, run, result)
+    with RunDir(path).lock("run", create=True):  # one lock across the stages
+        for s, kwargs in calls:
+            if s.creates_run:
+                run = result = s.load()(path, config, **kwargs)
+            else:
+                result = s.load()(run, **kwargs)
+            if on_result is not None:
+                on_result(s, run, result)
     return run

@@ -10,27 +10,46 @@ Writes:
 * ``train_log.csv``: one row per presentation (position, epoch, index, label, spikes, retries,
   dropped input spikes);
 * ``train_curve.csv``: one row per chunk (position, digits/s, mean spikes, mean theta, weight
-  statistics);
+  statistics, and the training health signals and flags of :mod:`stdp_pipeline.stages.health`);
 * ``checkpoints/ckpt-<position>.npz`` every ``train.checkpoint_every`` digits (atomic);
-* ``tensorboard/``: the chunk scalars as TensorBoard summaries (``tensorboard --logdir results``).
+* ``tensorboard/``: the chunk scalars as TensorBoard summaries (``tensorboard --logdir results``):
+  ``train/<column>``, and ``health/<signal>``, ``health/flag_<check>`` for the health columns.
+
+Training health (:mod:`stdp_pipeline.stages.health`): after each chunk the per-neuron spike
+counts, retries, thresholds and weights are checked for a degenerate run (uniform thresholds,
+digits pinned at the retry cap, too many or too few spikes, silent or dominant neurons, stalled
+weights). The first time a flag is raised in a session a one-line warning goes to stderr, naming
+the keys that usually fix it; ``strict=True`` (``--strict``) instead writes a checkpoint and stops
+with a one-line :class:`PipelineError` (``--resume`` goes on from there).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import re
+import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from stdp_pipeline.errors import PipelineError
-from stdp_pipeline.io.rundir import CHECKPOINT_DIR, RunDir, checkpoint_relpath
+from stdp_pipeline.io import artefacts
+from stdp_pipeline.io.atomic import WriteError
+from stdp_pipeline.io.rundir import CHECKPOINT_DIR, RunDir, checkpoint_relpath, locked
 from stdp_pipeline.progress import Progress
+from stdp_pipeline.stages import health
 
 _LOG_FIELDS = ("spikes", "retries", "dropped")
 #: Columns of ``train_curve.csv`` (and ``checkpoints/curve.csv``), one row per chunk, in file
 #: order: the position after the chunk (digits presented), its epoch, the chunk's speed (digits/s),
 #: its mean spikes and re-presentations per digit, the adaptive threshold theta (mean, max over
-#: the neurons) and the input weights (mean, standard deviation, max) after the chunk.
+#: the neurons) and the input weights (mean, standard deviation, max) after the chunk; then the
+#: training health signals (:data:`stdp_pipeline.stages.health.SIGNALS`) and flags (0/1,
+#: :data:`stdp_pipeline.stages.health.FLAGS`) of the chunk.
 CURVE_COLUMNS = (
     "position",
     "epoch",
@@ -42,9 +61,14 @@ CURVE_COLUMNS = (
     "weight_mean",
     "weight_std",
     "weight_max",
+    *health.SIGNALS,
+    *health.FLAGS,
 )
+#: The training health columns of :data:`CURVE_COLUMNS` (absent from runs trained before them).
+HEALTH_COLUMNS = (*health.SIGNALS, *health.FLAGS)
 
 
+@locked("train")
 def run_train(
     run: RunDir,
     *,
@@ -52,15 +76,19 @@ def run_train(
     limit: int | None = None,
     resume: bool = False,
     progress: bool | None = None,
+    strict: bool = False,
 ) -> dict:
-    """Train the network of ``run`` (needs the ``encode`` stage). Returns the stage summary."""
+    """Train the network of ``run`` (needs the ``encode`` stage). Returns the stage summary.
+
+    ``strict``: stop at the first chunk that raises a training health flag, with a checkpoint to
+    resume from and a one-line :class:`PipelineError` (otherwise: a one-line warning per flag)."""
     from stdp_pipeline._tf import tf
     from stdp_pipeline.sim.network import SpikingNetwork
     from stdp_pipeline.sim.present import train_chunk, training_chunks
 
     run.require("encode", for_stage="train")
     config = run.config()
-    data = run.load_arrays("encoded/train.npz", stage="encode")
+    data = artefacts.load_encoded(run, "train", config)
     images, labels, indices = data["images"], data["labels"], data["indices"]
     n_avail = len(indices)
     epochs = config.train.epochs if epochs is None else epochs
@@ -73,15 +101,22 @@ def run_train(
     schedule = {"epochs": epochs, "digits_per_epoch": n}
 
     net = SpikingNetwork(config, n_inputs=images.shape[1])
+    theta_init = net.neuron.theta_init(net.exc_params)
+    w0 = net.get_state()["weights"]
+    limits = health.Limits.of(config, net.n, theta_init, w0, groups=net.layout.n_groups)
+    monitor = health.HealthMonitor(limits)
     start = 0
     log = {k: np.zeros(total, np.float32 if k == "spikes" else np.int32) for k in _LOG_FIELDS}
     curve: list[dict] = []
     found = run.checkpoints() if resume else {}
     latest = max(found) if found else None
     if resume and latest is None and run.stage_done("train"):
-        raise PipelineError(f"{run} has finished training and keeps no checkpoint to resume from")
+        raise PipelineError(
+            f"{run} has finished training and keeps no checkpoint to resume from: "
+            f"train without --resume to train again"
+        )
     if latest is not None:
-        ckpt = run.load_arrays(checkpoint_relpath(latest))
+        ckpt = artefacts.load_checkpoint(run, latest, config, images.shape[1])
         saved = {"epochs": int(ckpt["epochs"]), "digits_per_epoch": int(ckpt["digits_per_epoch"])}
         if saved != schedule:
             raise PipelineError(
@@ -93,7 +128,7 @@ def run_train(
         start = int(ckpt["position"])
         for k in _LOG_FIELDS:
             log[k][:start] = ckpt[k]
-        curve = pd.read_csv(run.file(f"{CHECKPOINT_DIR}/curve.csv")).to_dict("records")
+        curve = _saved_curve(run)
         curve = [row for row in curve if row["position"] <= start]
 
     if not resume and run.file(CHECKPOINT_DIR).is_dir():
@@ -101,7 +136,7 @@ def run_train(
             path.unlink()  # a fresh training run starts a fresh series of checkpoints
     chunk = config.train.chunk_digits
     every = config.train.checkpoint_every
-    writer = tf.summary.create_file_writer(str(run.file("tensorboard")))
+    writer = _summary_writer(tf, run, curve)  # one series of events: the rows kept, then new
     with run.stage("train") as record, writer.as_default():
         with Progress(total, "train", enabled=progress) as bar:
             bar.update(start)
@@ -115,6 +150,9 @@ def run_train(
                     log[k][p:stop] = getattr(stats, k)
                 state = net.get_state()
                 w = state["weights"]
+                signals, flags = monitor.observe(
+                    stop, stats.neuron_spikes, stats.spikes, stats.retries, state["theta"], w
+                )
                 curve.append(
                     _curve_row(
                         stop,
@@ -127,17 +165,26 @@ def run_train(
                         float(w.mean()),
                         float(w.std()),
                         float(w.max()),
+                        *(round(signals[k], 6) for k in health.SIGNALS),
+                        *health.flag_row(flags).values(),
                     )
                 )
                 p = stop
                 for key, value in curve[-1].items():
-                    if key not in ("position", "epoch"):
-                        _scalar_summary(tf, f"train/{key}", value, p)
+                    if key not in ("position", "epoch") and np.isfinite(value):
+                        group = "health" if key in HEALTH_COLUMNS else "train"
+                        _scalar_summary(tf, f"{group}/{key}", value, p)
                 bar.update(
                     len(stats.spikes),
                     spikes=f"{stats.spikes.mean():.1f}",
                     theta=f"{state['theta'].mean():.3f}",
                 )
+                if flags and strict:
+                    _checkpoint(run, state, p, schedule, log, curve)
+                    writer.flush()
+                    raise PipelineError(_strict_message(run, flags, p, limits))
+                for line in monitor.announce(flags, p):
+                    _warn(line)
                 if p % every == 0 and p < total:
                     _checkpoint(run, state, p, schedule, log, curve)
         wall = record.elapsed_s()  # the training loop; the record's wall_s adds the writing below
@@ -165,14 +212,113 @@ def run_train(
             "spikes_per_digit": float(log["spikes"].mean()),
             "retries_total": int(log["retries"].sum()),
             "dropped_input_spikes": int(log["dropped"].sum()),
+            "health_flags": _first_flags(curve),
         }
         record.info.update({k: v for k, v in summary.items() if k != "wall_s"})
     return summary
 
 
+def _saved_curve(run: RunDir) -> list[dict]:
+    """The learning curve saved beside the checkpoints (``checkpoints/curve.csv``), checked."""
+    hint = ": delete the checkpoints folder, or train without --resume"
+    rel = f"{CHECKPOINT_DIR}/curve.csv"
+    frame = artefacts.read_table(run, rel, CURVE_COLUMNS, hint, required=("position",))
+    return frame.to_dict("records")
+
+
+def _summary_writer(tf, run: RunDir, curve: list[dict]) -> _Summaries:
+    """A TensorBoard writer on ``tensorboard/`` holding one series of events: the event files of
+    earlier or interrupted runs are removed, and the rows of ``curve`` kept from a checkpoint are
+    written again, so a resumed run logs every step once."""
+    folder = run.file("tensorboard")
+    if folder.is_dir():
+        for path in folder.iterdir():
+            if path.name.startswith("events.out.tfevents.") and path.is_file():
+                path.unlink()
+    writer = _Summaries(tf, folder)
+    with writer.as_default():
+        for row in curve:
+            for key in CURVE_COLUMNS:  # as the chunk loop writes them
+                value = row.get(key)
+                if key not in ("position", "epoch") and value is not None and np.isfinite(value):
+                    group = "health" if key in HEALTH_COLUMNS else "train"
+                    _scalar_summary(tf, f"{group}/{key}", value, int(row["position"]))
+    return writer
+
+
+class _Summaries:
+    """A TensorBoard file writer whose failures to write its event file (a full disk) raise
+    :class:`~stdp_pipeline.io.atomic.WriteError`, a one-line error, instead of TensorFlow's."""
+
+    def __init__(self, tf, folder: Path) -> None:
+        self._tf, self._folder = tf, folder
+        with self._errors(only_naming_it=False):
+            self._writer = tf.summary.create_file_writer(str(folder))
+
+    @contextlib.contextmanager
+    def _errors(self, *, only_naming_it: bool = True) -> Iterator[None]:
+        """Turn TensorFlow errors about this writer's files into :class:`WriteError`; with
+        ``only_naming_it`` only those whose message names the folder (the block may run other
+        TensorFlow code, e.g. the simulation, whose errors pass through)."""
+        try:
+            yield
+        except self._tf.errors.OpError as err:
+            if only_naming_it and str(self._folder) not in str(err):
+                raise  # not about the event file (e.g. the simulation ran out of memory)
+            if isinstance(err, self._tf.errors.ResourceExhaustedError):
+                reason = OSError(errno.ENOSPC, "No space left on device")
+            else:  # e.g. "{{function_node ...}} Not a directory [Op:CreateSummaryFileWriter]"
+                text = (str(err.message).splitlines() or ["failed"])[0]
+                text = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*$", "", text).strip()
+                reason = OSError(errno.EIO, text or type(err).__name__)
+            raise WriteError(self._folder, reason) from None
+
+    @contextlib.contextmanager
+    def as_default(self) -> Iterator[None]:
+        """The writer as the default summary writer of the block."""
+        with self._errors(), self._writer.as_default():
+            yield
+
+    def flush(self) -> None:
+        """Write the pending events to the event file."""
+        with self._errors(only_naming_it=False):
+            self._writer.flush()
+
+
 def _curve_row(*values: float) -> dict[str, float]:
     """One row of the learning curve: ``values`` in the order of :data:`CURVE_COLUMNS`."""
     return dict(zip(CURVE_COLUMNS, values, strict=True))
+
+
+def _first_flags(curve: list[dict]) -> dict[str, int]:
+    """Each training health flag raised in ``curve`` with the position of its first row."""
+    out: dict[str, int] = {}
+    for row in curve:
+        for check in health.CHECKS:
+            if row.get(check.column) == 1 and check.name not in out:
+                out[check.name] = int(row["position"])
+    return out
+
+
+def _warn(line: str) -> None:
+    """Print a warning line on stderr, above a progress bar that may be drawn there."""
+    from tqdm import tqdm
+
+    tqdm.write(line, file=sys.stderr)
+
+
+def _strict_message(run: RunDir, flags: dict[str, str], position: int, lim: health.Limits) -> str:
+    """The one-line error of ``--strict``: the first flag, the others' names, the checkpoint."""
+    name = next(n for n in health.CHECK_NAMES if n in flags)
+    check = next(c for c in health.CHECKS if c.name == name)
+    others = [n for n in health.CHECK_NAMES if n in flags and n != name]
+    also = f" (also: {', '.join(others)})" if others else ""
+    keys = ", ".join(health.fix_keys(check, lim.neuron, lim.rule))
+    return (
+        f"--strict: training stopped at digit {position:,} for training health '{name}'{also}: "
+        f"{flags[name]}; usually fixed by {keys} (in a new run); checkpoint "
+        f"{checkpoint_relpath(position)} written: `stdp-pipeline train {run} --resume` goes on"
+    )
 
 
 def _curve_csv(curve: list[dict]) -> str:

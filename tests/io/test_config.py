@@ -142,3 +142,10 @@ def test_every_key_is_listed_and_reachable():
     assert len(keys) == len(set(keys))
     c = load_config("diehl-cook-100", ["event_stdp.lambda_=0.02"])
     assert c.event_stdp.lambda_ == 0.02
+
+
+def test_deeply_nested_override_is_a_one_line_error():
+    """A value nested past the TOML parser's recursion limit is read as a string, then refused
+    by the key's type, without a traceback."""
+    with pytest.raises(PipelineError, match="seed = '\\[\\[\\[.*must be an integer"):
+        load_config("diehl-cook-100", ["seed=" + "[" * 5000])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -337,3 +339,138 @@ def test_exception_inside_atomic_path_leaves_nothing(run: RunDir) -> None:
         raise RuntimeError("crash")
     assert not target.exists()
     assert leftovers(run.path) == []
+
+
+# --- stale records ----------------------------------------------------------------------------
+def test_a_stage_run_again_flags_its_dependents_stale(run: RunDir) -> None:
+    """Starting a stage flags the records of every stage downstream of it (the stage table's
+    dependents, transitively) before the block runs; a stale stage is not done."""
+    for name in ("encode", "train", "assign", "evaluate", "fields"):
+        with run.stage(name):
+            pass
+    seen = []
+    with run.stage("train"):
+        seen = [n for n in ("assign", "evaluate", "fields") if not run.stage_done(n)]
+    assert seen == ["assign", "evaluate", "fields"]  # flagged before the work
+    stages = run.manifest()["stages"]
+    assert "stale" not in stages["encode"] and "stale" not in stages["train"]
+    for name in ("assign", "evaluate", "fields"):
+        assert stages[name]["stale"]["after"] == "train"
+        assert run.stale_after(name) == "train" and not run.stage_done(name)
+    assert run.stale_after("train") is None and run.stale_after("reconstruct") is None
+    with run.stage("assign"):
+        pass
+    assert run.stage_done("assign") and run.stale_after("evaluate") == "train"
+
+
+def test_require_names_the_stale_stages_in_order(run: RunDir) -> None:
+    for name in ("encode", "train", "assign", "evaluate"):
+        with run.stage(name):
+            pass
+    assert run.mark_stale("train") == ["assign", "evaluate"]
+    assert run.mark_stale("train") == []  # already flagged: the manifest is not written again
+    run.require("train", for_stage="curves")  # fresh
+    with pytest.raises(PipelineError) as info:
+        run.require("evaluate", for_stage="reconstruct")
+    assert str(info.value) == (
+        "results/x: 'assign', 'evaluate' are stale ('train' ran again after them): rerun "
+        "`stdp-pipeline assign results/x`, then `stdp-pipeline evaluate results/x` before "
+        "`reconstruct`"
+    )
+    with pytest.raises(
+        PipelineError, match=r"^results/x: 'assign' is stale .* before `x` \(hint\)$"
+    ):
+        run.require("assign", for_stage="x", hint=" (hint)")
+
+
+def test_a_failed_rerun_keeps_its_record_and_the_flags(run: RunDir) -> None:
+    for name in ("encode", "train", "assign"):
+        with run.stage(name):
+            pass
+    record = run.manifest()["stages"]["train"]
+    with pytest.raises(RuntimeError, match="boom"), run.stage("train"):
+        raise RuntimeError("boom")
+    assert run.manifest()["stages"]["train"] == record
+    assert run.stale_after("assign") == "train"
+
+
+def test_stale_is_a_reserved_key(run: RunDir) -> None:
+    with pytest.raises(ValueError, match="reserved"), run.stage("train") as st:
+        st.info["stale"] = True
+
+
+# --- the lock -----------------------------------------------------------------------------------
+_HOLD = """
+import sys, time
+from stdp_pipeline.io.rundir import RunDir
+with RunDir(sys.argv[1]).lock(sys.argv[2]):
+    print("locked", flush=True)
+    time.sleep(60)
+"""
+
+
+def _holder(path: Path, stage: str = "train") -> subprocess.Popen:
+    """Another process holding the lock of ``path`` (until it is killed)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(path), stage], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_lock_refuses_a_second_process_and_is_removed_at_the_end(run: RunDir) -> None:
+    lock = run.file(".lock")
+    with run.lock("assign") as held:
+        assert held and json.loads(lock.read_text())["pid"] == os.getpid()
+        with run.lock("run"):  # the same process may take it again (`run` across its stages)
+            pass
+        assert lock.exists()
+    assert not lock.exists()
+    proc = _holder(run.path)
+    try:
+        started = time.perf_counter()
+        with pytest.raises(PipelineError) as info, run.lock("assign"):
+            pass
+        assert time.perf_counter() - started < 1.0  # at once, no waiting
+        assert str(info.value) == (
+            f"results/x is in use by another stdp-pipeline process (pid {proc.pid}, `train` "
+            f"since {json.loads(lock.read_text())['since']}): wait until it ends, or stop it, "
+            "then try again (lock file results/x/.lock)"
+        )
+        with run.lock("fields", busy_ok=lambda holder: holder.stage == "train") as held:
+            assert held is False  # allowed to go on without the lock
+    finally:
+        proc.kill()
+        proc.wait()
+    assert json.loads(lock.read_text())["pid"] == proc.pid  # a killed holder leaves its file
+
+
+def test_lock_of_a_killed_holder_is_taken_over(run: RunDir) -> None:
+    """A lock file whose holder is gone is taken over at once; the temporary files that the
+    holder's interrupted writes left behind are removed then."""
+    proc = _holder(run.path)
+    proc.kill()
+    proc.wait()
+    leftovers_before = [
+        run.file(".model.npz.ab12cd34.tmp.npz"),
+        run.file("checkpoints/.ckpt-000000020.npz.x_9y8z7w.tmp.npz"),
+    ]
+    for path in leftovers_before:
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"half a file")
+    keep = run.file("notes.tmp")
+    keep.write_text("not ours")
+    with run.lock("curves"):
+        assert json.loads(run.file(".lock").read_text())["pid"] == os.getpid()
+    assert not run.file(".lock").exists()
+    assert not any(p.exists() for p in leftovers_before) and keep.exists()
+
+
+def test_lock_of_a_folder_that_is_no_run_directory(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match="is not a run directory"), RunDir(tmp_path).lock("x"):
+        pass
+    assert list(tmp_path.iterdir()) == []
+    new = tmp_path / "new" / "run"
+    with RunDir(new).lock("encode", create=True):
+        assert (new / ".lock").exists()
+    assert not new.exists()  # made for the lock, nothing written: removed again

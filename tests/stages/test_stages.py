@@ -212,7 +212,9 @@ def test_run_follows_the_stage_table(tmp_path, mnist_dir, monkeypatch):
     args = ["run", str(path), "--config", "diehl-cook-100", "--data-dir", str(mnist_dir), *TINY]
     result = CliRunner().invoke(main, [*args, "--quiet"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert result.stderr == ""
+    # no progress bar; a training-health warning of the tiny layer may stand on stderr
+    other = [x for x in result.stderr.splitlines() if not x.startswith("warning: training health")]
+    assert other == []
     lines = result.stdout.splitlines()
     assert len(lines) == len(STAGES)
     for s, line in zip(STAGES, lines, strict=True):

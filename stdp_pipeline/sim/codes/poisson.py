@@ -2,12 +2,18 @@
 
 A pixel of intensity ``p`` (0..255) fires at ``r = p / 255 * (rate_max_hz + level *
 retry_rate_step_hz)`` Hz (Diehl & Cook: ``p / 4`` Hz, at most 63.75 Hz; ``level`` = retry level,
-0 at first). The ``P`` processes of a digit are drawn as their superposition: at step ``t`` of
-length ``dt`` the number of input spikes is ``n_t ~ Poisson(dt * sum_i r_i)`` and each of them
-comes from input ``i`` with probability ``r_i / sum_j r_j`` (inverse-CDF sampling). This is the
-same point process as independent per-input Poisson trains discretised to the step, but it draws
-``T * (1 + n_t)`` random numbers per digit instead of ``T * 784``: a digit carries about 2,300
-input spikes in 350 ms, so a dense raster would be over 99 % zeros. Config section: ``poisson``.
+0 at first). With ``target_rate_hz > 0`` the rates of an image are instead scaled so that they
+sum to that target (times the same retry factor): pixel ``i`` fires at
+``r_i = p_i / sum_j p_j * target_rate_hz * (1 + level * retry_rate_step_hz / rate_max_hz)``, so
+every image drives the network with the same total input, whatever its brightness (see
+:class:`PoissonConfig`).
+
+The ``P`` processes of a digit are drawn as their superposition: at step ``t`` of length ``dt`` the
+number of input spikes is ``n_t ~ Poisson(dt * sum_i r_i)`` and each of them comes from input ``i``
+with probability ``r_i / sum_j r_j`` (inverse-CDF sampling). This is the same point process as
+independent per-input Poisson trains discretised to the step, but it draws ``T * (1 + n_t)`` random
+numbers per digit instead of ``T * 784``: a digit carries about 2,300 input spikes in 350 ms, so a
+dense raster would be over 99 % zeros. Config section: ``poisson``.
 """
 
 from __future__ import annotations
@@ -23,35 +29,60 @@ if TYPE_CHECKING:
     from stdp_pipeline.io.config import ExperimentConfig
 
 
+#: Mean total input rate of an MNIST training digit at the default ``rate_max_hz`` (63.75 Hz at
+#: intensity 255): ``mean(sum(p)) / 255 * 63.75`` over the first 10,000 training digits is
+#: 6,554 Hz (5th to 95th percentile: 3,300 to 10,500 Hz). The natural ``target_rate_hz`` for
+#: data that should drive the network as MNIST does.
+MNIST_MEAN_RATE_HZ = 6550.0
+
+
 @dataclass(frozen=True)
 class PoissonConfig(Section):
     """Poisson rate code (``encoding.code = "poisson"``): a pixel of intensity ``p`` (0..255)
     fires at ``p / 255 * rate_max_hz`` Hz (Diehl & Cook: ``p / 4`` Hz, at most 63.75 Hz). A retry
-    (too few excitatory spikes) adds ``retry_rate_step_hz`` (at 255) to the maximum rate."""
+    (too few excitatory spikes) adds ``retry_rate_step_hz`` (at 255) to the maximum rate.
+
+    ``target_rate_hz`` (Hz, total over the image; 0 = off, the rates above) makes the input
+    drive adapt to the data: the rates of each image are scaled to sum to the target,
+    ``r_i = p_i / sum_j p_j * target_rate_hz``, and a retry multiplies them by ``1 + level *
+    retry_rate_step_hz / rate_max_hz`` (the same factor the peak rate gets when it is off).
+    Why: the Diehl & Cook constants (theta, inhibition, ``min_spikes``) are tuned to MNIST, whose
+    digits sum to about 6,550 Hz at ``p / 4`` Hz (:data:`MNIST_MEAN_RATE_HZ`). Brighter images
+    (Fashion-MNIST's mean intensity is about 2.2 times MNIST's) drive every neuron at once, all
+    thresholds climb together and training degenerates (see :mod:`stdp_pipeline.stages.health`);
+    with a target the total drive per image is MNIST's whatever the brightness, and only where
+    the intensity lies (the pattern) differs. An image with few lit pixels gets higher per-pixel
+    rates than ``rate_max_hz``; an all-black image still draws no spike. At most 50 kHz (25
+    input spikes per 0.5 ms step on average; a step holds 48)."""
 
     _section = "poisson"
     rate_max_hz: float = num(63.75, gt=0, le=1000)
     retry_rate_step_hz: float = num(31.875, ge=0)
+    target_rate_hz: float = num(0.0, ge=0, le=50000)
 
 
 SECTIONS = {"poisson": PoissonConfig}
 
 
 class Params(NamedTuple):
-    """Peak rate at intensity 255 and its increase per retry level, Hz."""
+    """Peak rate at intensity 255 and its increase per retry level, Hz; the total rate of each
+    image, Hz (0: off, rates follow the intensities alone)."""
 
     rate_max_hz: float
     retry_rate_step_hz: float
+    target_rate_hz: float = 0.0
 
 
 def params(config: ExperimentConfig) -> Params:
     """The code's parameters from the ``poisson`` section."""
     c = config.poisson
-    return Params(c.rate_max_hz, c.retry_rate_step_hz)
+    return Params(c.rate_max_hz, c.retry_rate_step_hz, c.target_rate_hz)
 
 
 def describe(p: Params) -> str:
     """For plot titles."""
+    if p.target_rate_hz > 0:
+        return f"Poisson rate code, {p.target_rate_hz:g} Hz per image"
     return f"Poisson rate code, peak {p.rate_max_hz:g} Hz"
 
 
@@ -64,6 +95,22 @@ def intensity_rates(
     """Rates in Hz of uint8 images ``[..., P]``: ``p / 255 * (rate_max_hz + level * step)``."""
     peak = rate_max_hz + tf.cast(level, tf.float32) * retry_rate_step_hz
     return tf.cast(images, tf.float32) * (peak / 255.0)
+
+
+def target_rates(
+    images: tf.Tensor,
+    target_rate_hz: float,
+    rate_max_hz: float,
+    level: tf.Tensor | float = 0.0,
+    retry_rate_step_hz: float = 0.0,
+) -> tf.Tensor:
+    """Rates in Hz of uint8 images ``[..., P]`` that sum to the target over each image:
+    ``p_i / sum_j p_j * target_rate_hz * (1 + level * retry_rate_step_hz / rate_max_hz)``
+    (all zero for an all-black image). Sums of uint8 pixels are exact in float32."""
+    x = tf.cast(images, tf.float32)
+    total = tf.reduce_sum(x, axis=-1, keepdims=True)
+    gain = target_rate_hz * (1.0 + tf.cast(level, tf.float32) * (retry_rate_step_hz / rate_max_hz))
+    return x * (gain / tf.maximum(total, 1.0))
 
 
 def poisson_counts(lam: tf.Tensor, u: tf.Tensor) -> tf.Tensor:
@@ -93,14 +140,18 @@ def events(
 
     Args:
       images: ``[B, P]`` uint8 intensities. ``keys``: ``[B]`` from ``presentation_keys``.
-      level: retry level (raises the peak rate). steps: ``T``. dt_ms: step length, ms.
+      level: retry level (raises the peak rate, or the total rate with ``target_rate_hz``).
+      steps: ``T``. dt_ms: step length, ms.
 
     Step ``t`` of digit ``b`` holds ``n_bt ~ Poisson(dt * sum_i r_bi)`` spikes (at most ``SLOTS``);
     spike ``k`` of the step comes from input ``searchsorted(cdf_b, u * total_b)`` with ``u`` the
     uniform number ``t * SLOTS + k`` of stream 2 of the digit's key. Only the ``E`` spikes that
     occur are drawn: no random number is spent on empty slots.
     """
-    rates = intensity_rates(images, p.rate_max_hz, level, p.retry_rate_step_hz)
+    if p.target_rate_hz > 0:
+        rates = target_rates(images, p.target_rate_hz, p.rate_max_hz, level, p.retry_rate_step_hz)
+    else:  # off: the Diehl & Cook rates, the same program as before the option existed
+        rates = intensity_rates(images, p.rate_max_hz, level, p.retry_rate_step_hz)
     cdf = tf.cumsum(rates, axis=1)
     total = cdf[:, -1]
     counts = poisson_counts(total * (dt_ms / 1000.0), uniforms(keys, 1, tf.range(steps)))

@@ -6,8 +6,10 @@ from __future__ import annotations
 from math import exp, lgamma, log
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
+from stdp_pipeline.errors import PipelineError
 from stdp_pipeline.io import data
 from stdp_pipeline.io.config import ExperimentConfig
 from stdp_pipeline.sim.codes import base as codes
@@ -150,3 +152,81 @@ def test_events_are_ordered_by_digit_step_and_slot():
     for s in np.unique(seg):
         np.testing.assert_array_equal(slot[seg == s], np.arange((seg == s).sum()))
     assert seg.max() < 3 * 50
+
+
+# --- poisson.target_rate_hz: input drive that adapts to the data ------------------------------
+def _target_slots(images, indices, target, *, level=0, steps=700, rate=RATE, step_hz=31.875):
+    images = tf.constant(np.asarray(images, np.uint8))
+    keys = codes.presentation_keys(0, "train", tf.constant(indices, tf.int32), level)
+    p = poisson.Params(rate, step_hz, target)
+    ev = poisson.events(p, images, keys, level=level, steps=steps, dt_ms=DT)
+    return codes.slots(ev, images.shape[0], steps, images.shape[1]).numpy()
+
+
+def test_target_rates_sum_to_the_target_times_the_retry_factor():
+    """p_i / sum(p) * target * (1 + level * step / rate_max); a black image gets no rate."""
+    img = tf.constant([[255, 51, 0], [0, 0, 0]], tf.uint8)
+    got = poisson.target_rates(img, 1000.0, 63.75).numpy()
+    np.testing.assert_allclose(
+        got, [[1000 * 255 / 306, 1000 * 51 / 306, 0.0], [0, 0, 0]], rtol=1e-6
+    )
+    # level 2 at step 31.875 Hz doubles the rates, as it doubles the peak rate without a target
+    got2 = poisson.target_rates(img, 1000.0, 63.75, 2, 31.875).numpy()
+    np.testing.assert_allclose(got2[0].sum(), 2000.0, rtol=1e-6)
+
+
+def test_target_rate_key_validated_and_described():
+    """0 (off) by default; negative or above 50 kHz refused in one line naming the key."""
+    assert ExperimentConfig().poisson.target_rate_hz == 0.0
+    assert poisson.Params(63.75, 31.875) == poisson.Params(63.75, 31.875, 0.0)
+    config = ExperimentConfig().with_overrides(["poisson.target_rate_hz=6550"])
+    p = poisson.params(config)
+    assert p.target_rate_hz == 6550.0
+    assert poisson.describe(p) == "Poisson rate code, 6550 Hz per image"
+    for bad, why in (("-1", "must be >= 0"), ("60000", "must be <= 50000")):
+        with pytest.raises(PipelineError, match=rf"^poisson.target_rate_hz = .*: {why}$"):
+            ExperimentConfig().with_overrides([f"poisson.target_rate_hz={bad}"])
+
+
+def test_target_rate_equal_to_the_image_total_reproduces_the_intensity_code(mnist_dir):
+    """A target equal to a digit's own total rate (sum(p) / 255 * 63.75) gives the same rates as
+    the option off, so the same spikes (bar float rounding at a rare CDF boundary)."""
+    ds = data.load_split("mnist", "train", mnist_dir)
+    image = ds.images[7].reshape(1, -1)
+    own = float(image.sum(dtype=np.float64)) / 255.0 * RATE
+    off = _slots(image, [7], steps=700)[0]
+    on = _target_slots(image, [7], own, step_hz=0.0)
+    assert (on == off).mean() > 0.999
+    assert abs(int((on < 784).sum()) - int((off < 784).sum())) <= 2
+
+
+def test_target_rate_equalises_the_drive_of_bright_and_dim_images(mnist_dir):
+    """200 MNIST digits and the same digits brightened (x3, clipped: 1.28 times the intensity):
+    with the option off the bright ones draw ~28 % more input spikes; with a 6,550 Hz target both
+    draw 6550 * 0.35 = 2,292 per presentation, each digit within 5 Poisson sd."""
+    ds = data.load_split("mnist", "train", mnist_dir)
+    dim = ds.images[:200].reshape(200, -1)
+    bright = np.clip(dim.astype(np.int32) * 3, 0, 255).astype(np.uint8)
+    idx = np.arange(200)
+    n_off = [(_slots(x, idx)[0] < 784).sum(axis=(1, 2)) for x in (dim, bright)]
+    ratio = n_off[1].sum() / n_off[0].sum()
+    assert 1.2 < ratio < 1.35
+    want = poisson.MNIST_MEAN_RATE_HZ * 0.35
+    for x in (dim, bright):
+        got = (_target_slots(x, idx, poisson.MNIST_MEAN_RATE_HZ) < 784).sum(axis=(1, 2))
+        assert abs(got.mean() / want - 1.0) < 0.01
+        assert np.all(np.abs(got - want) < 5 * np.sqrt(want))
+
+
+def test_target_rate_retry_level_scales_the_total_and_black_stays_silent():
+    """Level 2 (step 31.875 Hz at 63.75 Hz) doubles the total drive; an all-black image draws no
+    spike (no division by zero)."""
+    n = 400
+    images = np.zeros((n, 784), np.uint8)
+    images[:, 300:310] = 200
+    s0 = _target_slots(images, np.arange(n), 1000.0, level=0, steps=200)
+    s2 = _target_slots(images, np.arange(n), 1000.0, level=2, steps=200)
+    np.testing.assert_allclose((s0 < 784).sum() / n, 1000 * 0.1, rtol=0.02)
+    np.testing.assert_allclose((s2 < 784).sum() / n, 2000 * 0.1, rtol=0.02)
+    black = _target_slots(np.zeros((2, 784), np.uint8), [0, 1], 6550.0, steps=100)
+    assert (black == 784).all()

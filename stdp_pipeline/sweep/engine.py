@@ -1,0 +1,506 @@
+"""Running a sweep on Ray: a local Ray started for the sweep, or an existing cluster.
+
+:func:`run_sweep` takes a resolved :class:`~stdp_pipeline.sweep.spec.SweepSpec` and a sweep
+folder and
+
+1. checks the folder (a new sweep needs an empty or new folder; ``resume`` continues one) and
+   every existing run directory's config against the sweep's, before anything runs;
+2. skips the runs that have finished every stage (their results stay in the summary), and those
+   that failed before unless ``retry_failed``; Ray starts only if some run is left to do;
+3. starts Ray (only now is Ray imported): with no ``address``, a local Ray for this sweep alone
+   (no dashboard, its files in a temporary folder under /tmp, its workers' output kept off the
+   terminal) with ``workers`` task slots (default: one per core); with ``address``, the existing
+   cluster at that address (``auto``, ``host:6379`` or ``ray://host:10001``);
+4. runs each remaining run as one Ray task (:func:`~stdp_pipeline.sweep.worker.run_point`)
+   requesting ``cpus_per_task`` CPUs (default: the cores divided among the workers, at least 1;
+   on a cluster 1) and, where the cluster has GPUs, a share of one; TensorFlow in the task uses
+   that many threads. Ray reruns a task whose worker process died (``max_retries``, default 2);
+   the rerun resumes training from the run's last checkpoint;
+5. records each failed run's one-line error in ``<run>/failed.json`` (the others go on), and
+   shows one progress bar: runs done out of those to do, failed so far, ETA, and the best point
+   so far (mean over its finished seeds); Ray's own messages go to ``<sweep folder>/ray.log``;
+6. on Ctrl-C cancels what runs, shuts Ray down, and still writes the summary; the runs that were
+   cut off keep their checkpoints, and ``--resume`` continues them;
+7. writes the summary (:func:`~stdp_pipeline.sweep.summary.write_summary`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stdp_pipeline.errors import PipelineError
+from stdp_pipeline.io import atomic
+from stdp_pipeline.progress import Progress
+from stdp_pipeline.sweep import FAILED_FILE, SWEEP_FILE
+from stdp_pipeline.sweep.spec import RunSpec, SweepSpec
+from stdp_pipeline.sweep.summary import run_status, write_summary
+
+#: Seconds between two checks for finished tasks (the Ctrl-C latency, too).
+_POLL_S = 0.5
+#: Ray's own messages during a sweep (a worker died, a task retried), in the sweep folder.
+RAY_LOG = "ray.log"
+#: The local Ray's shared-memory object store: tasks pass small dicts only.
+_OBJECT_STORE_BYTES = 128 * 1024**2
+
+
+class SweepInterrupted(Exception):
+    """Ctrl-C stopped the sweep; the message says what finished and how to continue."""
+
+
+@dataclass
+class SweepOutcome:
+    """What :func:`run_sweep` did: the folder, the counts (``skipped``: finished before;
+    ``failed_before``: failed before and not run again), the failed runs (path, error; those of
+    before too), the best point (name, mean accuracy, seeds) and the summary files."""
+
+    folder: Path
+    total: int
+    skipped: int
+    failed_before: int = 0
+    finished: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    best: tuple[str, float, int] | None = None
+    summary: dict[str, Path] = field(default_factory=dict)
+    ray: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Slots:
+    """How the sweep uses Ray: ``workers`` tasks at once (None: as many as the cluster fits),
+    ``cpus`` and ``gpus`` requested per task, ``threads`` for TensorFlow in each task."""
+
+    workers: int | None
+    cpus: float
+    gpus: float
+    threads: int
+
+
+def cores() -> int:
+    """The cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_folder(spec: SweepSpec) -> Path:
+    """Where a sweep goes without ``--out``: ``results/sweeps/<name>``."""
+    return Path("results") / "sweeps" / spec.name
+
+
+def run_sweep(
+    spec: SweepSpec,
+    folder: str | os.PathLike[str],
+    *,
+    workers: int | None = None,
+    address: str | None = None,
+    resume: bool = False,
+    retry_failed: bool = False,
+    data_dir: str | os.PathLike[str] | None = None,
+    progress: bool | None = None,
+    command: Sequence[str] = (),
+    say: Callable[[str], None] | None = None,
+) -> SweepOutcome:
+    """Run the sweep ``spec`` into ``folder`` (see the module docstring). Returns what was done;
+    raises :class:`SweepInterrupted` after Ctrl-C (the summary is written first) and
+    :class:`PipelineError` for a folder or setting that cannot work. ``say`` gets a line or two
+    about what is about to run (the CLI prints them).
+
+    ``resume`` continues the sweep in ``folder``: finished runs are skipped, runs cut off (Ctrl-C,
+    a lost cluster) run again from their checkpoints, and runs that failed stay failed (as in Ray
+    Tune) unless ``retry_failed`` (which implies ``resume``) runs them again too."""
+    if workers is not None and workers < 1:
+        raise PipelineError(f"--workers {workers}: must be >= 1")
+    folder = Path(folder).absolute()
+    resume = resume or retry_failed
+    _check_folder(folder, spec, resume)
+    status = {r.relpath: run_status(folder / r.relpath, spec.stages) for r in spec.runs}
+    done = [r for r in spec.runs if status[r.relpath] == "finished"]
+    kept = [] if retry_failed else [r for r in spec.runs if status[r.relpath] == "failed"]
+    todo = [r for r in spec.runs if r not in done and r not in kept]
+    # all the first seeds first, so that the whole grid shows early
+    todo.sort(key=lambda r: spec.seeds.index(r.seed))
+    outcome = SweepOutcome(folder, len(spec.runs), skipped=len(done), failed_before=len(kept))
+    outcome.failed = [(r.relpath, _recorded_error(folder / r.relpath)) for r in kept]
+    data = _data_dir(spec, data_dir, progress, local=address is None) if todo else None
+    plan = {**spec.plan(), "updated": _now()}
+    atomic.write_json(folder / SWEEP_FILE, plan)
+    say = say or (lambda line: None)
+    before = [f"{len(done)} finished before, skipped"] if done else []
+    if kept:
+        before.append(f"{len(kept)} failed before, skipped (--retry-failed runs them again)")
+    say(
+        f"sweep {spec.name}: {len(spec.points)} point(s) x {len(spec.seeds)} seed(s) = "
+        f"{len(spec.runs)} run(s) in {folder}" + "".join(f"; {b}" for b in before)
+    )
+    if todo:
+        try:
+            _run_on_ray(spec, folder, todo, outcome, workers, address, data, progress, command, say)
+        except KeyboardInterrupt:
+            outcome.summary = write_summary(folder)[1]
+            finished = outcome.skipped + outcome.finished
+            left = outcome.total - finished - len(outcome.failed)
+            raise SweepInterrupted(
+                f"{finished} of {outcome.total} runs finished, {len(outcome.failed)} failed, "
+                f"{left} not done (summary so far in {outcome.summary['summary']}); continue "
+                "with --resume"
+            ) from None
+    table, outcome.summary = write_summary(folder)
+    if len(table) and not table["accuracy_mean"].isna().iloc[0]:
+        top = table.iloc[0]
+        outcome.best = (str(top["point"]), float(top["accuracy_mean"]), int(top["seeds"]))
+    return outcome
+
+
+def _recorded_error(run_dir: Path) -> str:
+    """The one-line error a failed run recorded in ``failed.json``."""
+    import json
+
+    try:
+        return str(json.loads((run_dir / FAILED_FILE).read_text(encoding="utf-8"))["error"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "failed (no message recorded)"
+
+
+# --- before Ray --------------------------------------------------------------------------------
+def _check_folder(folder: Path, spec: SweepSpec, resume: bool) -> None:
+    from stdp_pipeline.io.rundir import CONFIG_FILE, RunDir
+
+    if folder.exists() and not folder.is_dir():
+        raise PipelineError(f"{folder} is a file, not a folder: give --out a folder")
+    if (folder / SWEEP_FILE).exists():
+        started = any(p.is_dir() for p in folder.iterdir())  # a run directory was begun
+        if started and not resume:
+            raise PipelineError(
+                f"{folder} already holds a sweep: add --resume to continue it (finished runs "
+                "are skipped), or give another --out"
+            )
+    elif folder.is_dir() and any(folder.iterdir()):
+        raise PipelineError(f"{folder} is not empty and holds no sweep: give a new --out folder")
+    for run in spec.runs:
+        path = folder / run.relpath
+        if (path / CONFIG_FILE).is_file():
+            try:
+                RunDir(path).check_config(run.config)
+            except PipelineError as err:
+                raise PipelineError(
+                    f"{err} (the sweep file changed since this run was made: give another --out, "
+                    "or remove that run directory)"
+                ) from None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PipelineError(f"cannot create the sweep folder {folder}: {err.strerror}") from None
+
+
+def _data_dir(
+    spec: SweepSpec, data_dir: str | os.PathLike[str] | None, progress: bool | None, local: bool
+) -> str | None:
+    """The data folder to hand to the tasks (absolute). On a local Ray each data set is checked
+    (and downloaded if missing) here, once, rather than by every task at the same time; the
+    tasks then get the folder this process found it in. On a cluster every node reads its own
+    ``--data-dir`` or ``STDP_DATA_DIR`` (or downloads on first use)."""
+    from stdp_pipeline.io import data as datasets
+
+    if not local:
+        return str(Path(data_dir).absolute()) if data_dir else None
+    for name in sorted({r.config.data.dataset for r in spec.runs}):
+        for split in ("train", "test"):
+            datasets.load_split(name, split, data_dir, progress=progress)
+    if data_dir:
+        return str(Path(data_dir).absolute())
+    if os.environ.get(datasets.ENV_DATA_DIR, "").strip():
+        return None  # the tasks inherit STDP_DATA_DIR
+    return str(Path.cwd().absolute() / "data")  # the default ./data/<dataset>, wherever Ray runs
+
+
+# --- Ray ---------------------------------------------------------------------------------------
+def _run_on_ray(
+    spec: SweepSpec,
+    folder: Path,
+    todo: list[RunSpec],
+    outcome: SweepOutcome,
+    workers: int | None,
+    address: str | None,
+    data_dir: str | None,
+    progress: bool | None,
+    command: Sequence[str],
+    say: Callable[[str], None],
+) -> None:
+    from stdp_pipeline.sweep.worker import run_point
+
+    with _ray_session(spec, workers, address, folder / RAY_LOG) as (ray, slots, info):
+        outcome.ray = info
+        at_once = f"{slots.workers} at a time" if slots.workers else "as many as fit at a time"
+        gpu = f", {slots.gpus:g} GPU" if slots.gpus else ""
+        say(
+            f"running {len(todo)} run(s) on {'a local Ray' if address is None else address} "
+            f"({info['cluster_cpus']:g} CPUs): {at_once}, each {slots.cpus:g} CPU{gpu} and "
+            f"{slots.threads} TensorFlow thread(s)"
+        )
+        plan = {**spec.plan(), "updated": _now(), "ray": info}
+        atomic.write_json(folder / SWEEP_FILE, plan)
+        remote = ray.remote(
+            num_cpus=slots.cpus,
+            num_gpus=slots.gpus,
+            max_retries=spec.resources.max_retries,
+            retry_exceptions=False,
+        )(run_point)
+        best = _Best(spec.metric)
+        for run in spec.runs:
+            if run not in todo:
+                best.add_from_disk(run, folder / run.relpath)
+        queue = list(todo)
+        pending: dict[Any, RunSpec] = {}
+        desc = f"sweep {spec.name}" + (
+            f" ({outcome.skipped} done before)" if outcome.skipped else ""
+        )
+        bar = Progress(len(todo), desc, unit="runs", enabled=progress)
+        try:
+            while queue or pending:
+                while queue and (slots.workers is None or len(pending) < slots.workers):
+                    run = queue.pop(0)
+                    task = _task(run, folder, spec, data_dir, command, slots)
+                    pending[remote.remote(task)] = run
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=_POLL_S)
+                for ref in ready:
+                    run = pending.pop(ref)
+                    result = _result(ray, ref, spec.resources.max_retries)
+                    _record(folder / run.relpath, result)
+                    if result["status"] == "finished":
+                        outcome.finished += 1
+                        best.add(run, result.get("accuracy"))
+                    else:
+                        outcome.failed.append((run.relpath, result["error"]))
+                    bar.update(1, failed=len(outcome.failed), **best.postfix())
+        except BaseException:
+            bar.close(failed=True)
+            for ref in pending:  # Ctrl-C: stop what runs; checkpoints stay for --resume
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
+            raise
+        bar.close()
+
+
+@contextlib.contextmanager
+def _ray_session(
+    spec: SweepSpec, workers: int | None, address: str | None, log: Path
+) -> Iterator[tuple[Any, Slots, dict[str, Any]]]:
+    """Start (or join) Ray, yield ``(ray module, slots, description)``, shut it down at the end
+    (a local Ray is stopped; a cluster is only disconnected from). Ray's messages to the driver
+    (a worker died, a task is retried) are appended to ``log`` instead of the terminal."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report, no notice about it
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    import ray
+
+    temp = None
+    res = spec.resources
+    if address is None:
+        n_cores = cores()
+        cpus = res.cpus_per_task or max(1, n_cores // (workers or n_cores))
+        workers = workers or max(1, int(n_cores // cpus))
+        temp = tempfile.mkdtemp(prefix="stdp-ray-", dir="/tmp" if Path("/tmp").is_dir() else None)
+        kwargs: dict[str, Any] = {
+            "num_cpus": max(1, int(round(workers * cpus))),
+            "include_dashboard": False,
+            "_temp_dir": temp,
+            "object_store_memory": _OBJECT_STORE_BYTES,
+        }
+    else:
+        cpus = res.cpus_per_task or 1
+        kwargs = {"address": address}
+    with _quiet_stderr():
+        try:
+            ray.init(
+                **kwargs,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+                configure_logging=True,
+            )
+        except Exception as err:  # noqa: BLE001 - Ray's own errors are many; say it in one line
+            if temp:
+                shutil.rmtree(temp, ignore_errors=True)
+            where = f"the Ray cluster at {address}" if address else "a local Ray"
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise PipelineError(f"cannot start {where}: {first}") from None
+    try:
+        total = ray.cluster_resources()
+        n_gpus = float(total.get("GPU", 0.0))
+        n_cpus = float(total.get("CPU", 0.0))
+        if cpus > n_cpus:
+            raise PipelineError(
+                f"cpus_per_task = {cpus}: the Ray cluster has only {n_cpus:g} CPUs in all"
+            )
+        slots_at_once = workers or max(1, int(n_cpus // cpus))
+        if res.gpus_per_task is not None:
+            gpus = float(res.gpus_per_task)
+            if gpus > 0 and n_gpus == 0:
+                raise PipelineError(f"gpus_per_task = {gpus:g}: the Ray cluster has no GPU")
+        else:  # share the GPUs among the tasks that run at once, one GPU at most each
+            gpus = min(1.0, int(100 * n_gpus / slots_at_once) / 100) if n_gpus else 0.0
+        slots = Slots(workers, float(cpus), gpus, max(1, int(cpus)))
+        info = {
+            "address": address or "local",
+            "cluster_cpus": n_cpus,
+            "cluster_gpus": n_gpus,
+            "workers": slots.workers,
+            "cpus_per_task": slots.cpus,
+            "gpus_per_task": slots.gpus,
+            "tf_threads": slots.threads,
+            "max_retries": res.max_retries,
+            "temp_dir": temp,
+        }
+        with _messages_to(ray, log):
+            yield ray, slots, info
+    finally:
+        with _quiet_stderr(), contextlib.suppress(Exception):
+            ray.shutdown()
+        if temp:
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _messages_to(ray: Any, log: Path) -> Iterator[None]:
+    """Append the messages Ray's driver prints about the cluster (``(raylet) A worker died ...``,
+    ``Task ... will be retried``) to ``log``, with the time, instead of printing them over the
+    progress bar. Ray prints them from a thread of its own through
+    ``ray._private.worker.print_to_stdstream``; where a Ray version has no such function, its
+    messages stay on the terminal (``STDP_RAY_LOGS=1`` keeps them there too)."""
+    module = getattr(getattr(ray, "_private", None), "worker", None)
+    original = getattr(module, "print_to_stdstream", None)
+    if original is None or os.environ.get("STDP_RAY_LOGS") == "1":
+        yield
+        return
+
+    def to_log(data: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        with contextlib.suppress(Exception), open(log, "a", encoding="utf-8") as fh:
+            for line in data.get("lines", []):
+                fh.write(f"{_now()} ({data.get('pid', 'ray')}) {line}\n")
+
+    module.print_to_stdstream = to_log
+    try:
+        yield
+    finally:
+        module.print_to_stdstream = original
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null while Ray starts or stops (its processes and C++ core
+    write start-up and shut-down lines there); Python errors still raise."""
+    if os.environ.get("STDP_RAY_LOGS") == "1":  # debugging: keep Ray's own messages
+        yield
+        return
+    try:
+        import sys
+
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _task(
+    run: RunSpec,
+    folder: Path,
+    spec: SweepSpec,
+    data_dir: str | None,
+    command: Sequence[str],
+    slots: Slots,
+) -> dict[str, Any]:
+    return {
+        "path": str(folder / run.relpath),
+        "config": run.config.to_dict(),
+        "stages": list(spec.stages),
+        "data_dir": data_dir,
+        "command": list(command),
+        "threads": slots.threads,
+        "gpu": slots.gpus > 0,
+    }
+
+
+def _result(ray: Any, ref: Any, retries: int) -> dict[str, Any]:
+    """The task's result, or a failed result for a task Ray could not finish (its worker died
+    more often than ``retries`` allows, it ran out of memory, it could not start)."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.WorkerCrashedError:
+        line = f"its worker process died {retries + 1} time(s) (killed, or out of memory?)"
+    except ray.exceptions.RayError as err:
+        text = " ".join(str(err).split())
+        line = f"{type(err).__name__}: {text[:300]}"
+    return {"status": "failed", "error": f"Ray: {line}", "stage": None, "traceback": None}
+
+
+def _record(path: Path, result: dict[str, Any]) -> None:
+    """Keep a failed run's error in ``failed.json``; remove an old one when the run finished."""
+    failed = path / FAILED_FILE
+    if result["status"] == "finished":
+        with contextlib.suppress(FileNotFoundError):
+            failed.unlink()
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    atomic.write_json(
+        failed,
+        {
+            "error": result.get("error"),
+            "stage": result.get("stage"),
+            "host": result.get("host"),
+            "pid": result.get("pid"),
+            "when": _now(),
+            "traceback": result.get("traceback"),
+        },
+    )
+
+
+class _Best:
+    """The best point so far: the highest mean of ``metric`` over a point's finished seeds."""
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+        self.scores: dict[str, list[float]] = {}
+
+    def add(self, run: RunSpec, accuracy: dict[str, float] | None) -> None:
+        if accuracy and self.metric in accuracy:
+            self.scores.setdefault(run.point.name, []).append(float(accuracy[self.metric]))
+
+    def add_from_disk(self, run: RunSpec, path: Path) -> None:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            import json
+
+            metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
+            self.add(run, metrics["accuracy"])
+
+    def best(self) -> tuple[str, float] | None:
+        if not self.scores:
+            return None
+        name = max(self.scores, key=lambda k: sum(self.scores[k]) / len(self.scores[k]))
+        return name, sum(self.scores[name]) / len(self.scores[name])
+
+    def postfix(self) -> dict[str, str]:
+        found = self.best()
+        if found is None:
+            return {}
+        return {"best": f"{100 * found[1]:.2f}% {found[0]}"}
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,149 @@
+"""One run of a sweep, as a Ray task runs it: the stages on one run directory, resumable.
+
+:func:`run_point` is what each Ray task calls (the engine wraps it with ``ray.remote``; this
+module never imports Ray, so it can be called and tested without it). It
+
+* caps TensorFlow's thread pools at the task's CPU share before TensorFlow starts in this worker
+  process (``TF_NUM_INTRAOP_THREADS``/``TF_NUM_INTEROP_THREADS``, ``OMP_NUM_THREADS``, or
+  ``tf.config.threading``), so that tasks sharing a machine do not fight over its cores;
+* skips the stages the run directory records as finished, and trains with ``resume=True`` when
+  the run has checkpoints: a task rerun after its worker died (Ray reruns it, up to
+  ``max_retries`` times) continues from the last checkpoint and ends with the same weights;
+* returns a small dict, never raises for a failing stage: ``{"status": "failed", "error":
+  "<stage>: <one line>", ...}``, so that one bad point never stops the others.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from stdp_pipeline.sweep import WORKER_FILE
+
+#: Environment variables that fix TensorFlow's (and OpenMP's) thread pools when read at start-up.
+THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
+#: The threads per pool TensorFlow started with in this process, where set here.
+_TF_THREADS: int | None = None
+
+
+def limit_threads(threads: int, *, gpu: bool = False) -> int | None:
+    """Cap TensorFlow at ``threads`` threads per pool in this process; returns the count
+    TensorFlow runs with (None where it had started earlier at a count not set here).
+
+    Before TensorFlow starts, the environment variables are enough (TensorFlow reads them when it
+    creates its pools), so a task that fails before it needs TensorFlow never imports it. Where
+    TensorFlow was imported but has not started yet, ``tf.config.threading`` sets the pools; where
+    it has started (an earlier task in the same worker process, given the same share by the same
+    sweep), its pools stay as they are.
+    """
+    global _TF_THREADS
+    if gpu:  # several tasks may share one GPU: take memory as needed, not all of it at once
+        os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    if "tensorflow" not in sys.modules:
+        for name in THREAD_VARIABLES:
+            os.environ[name] = str(threads)
+        _TF_THREADS = threads
+        return threads
+    from stdp_pipeline._tf import tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        _TF_THREADS = threads
+    except RuntimeError:  # TensorFlow already running in this worker
+        pass
+    return _TF_THREADS
+
+
+def run_point(task: Mapping[str, Any]) -> dict[str, Any]:
+    """Run the stages ``task["stages"]`` on the run directory ``task["path"]``.
+
+    ``task`` holds ``path`` (absolute), ``config`` (``ExperimentConfig.to_dict()``), ``stages``
+    (names, in table order), ``data_dir`` (or None), ``command`` (recorded in the manifest),
+    ``threads`` (TensorFlow threads) and ``gpu`` (whether the task holds a GPU share).
+
+    Returns ``{"status": "finished" | "failed", "error": one line or None, "stage": the stage
+    that failed or None, "traceback": text or None, "accuracy": metrics.json's accuracy or None,
+    "tf_threads", "host", "pid", "wall_s", "resumed_from"}``.
+    """
+    t0 = time.perf_counter()
+    path = Path(task["path"])
+    out: dict[str, Any] = {
+        "status": "failed",
+        "error": None,
+        "stage": None,
+        "traceback": None,
+        "accuracy": None,
+        "resumed_from": None,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
+    current = None
+    try:
+        from stdp_pipeline.io.rundir import RunDir
+
+        out["tf_threads"] = limit_threads(int(task["threads"]), gpu=bool(task.get("gpu")))
+        with RunDir(path).lock("sweep", create=True):  # one process per run directory
+            _note_worker(path, out)
+            for current in task["stages"]:
+                value = _run_stage(current, path, task)
+                if current == "train":
+                    out["resumed_from"] = int(value.get("resumed_from", 0))
+                if current == "evaluate":
+                    out["accuracy"] = dict(value["accuracy"])
+            current = None
+        out["status"] = "finished"
+    except Exception as err:  # noqa: BLE001 - every failure is recorded, none stops the sweep
+        from stdp_pipeline.errors import PipelineError
+
+        line = " ".join(str(err).split()) or type(err).__name__
+        if not isinstance(err, PipelineError):
+            line = f"{type(err).__name__}: {line}"
+        out["stage"] = current
+        out["error"] = f"{current}: {line}" if current else line
+        out["traceback"] = traceback.format_exc()
+    out["wall_s"] = round(time.perf_counter() - t0, 3)
+    return out
+
+
+def _run_stage(name: str, path: Path, task: Mapping[str, Any]) -> Any:
+    """Run stage ``name`` unless the run directory records it as finished (then return what the
+    manifest holds for it)."""
+    from stdp_pipeline.io.config import ExperimentConfig
+    from stdp_pipeline.io.rundir import CONFIG_FILE, RunDir
+    from stdp_pipeline.stages.table import stage
+
+    row = stage(name)
+    run = RunDir(path)
+    if run.file(CONFIG_FILE).exists() and run.stage_done(name):  # done before this task
+        if name == "evaluate":
+            return run.read_json("metrics.json")
+        return run.manifest()["stages"][name]
+    shared = {"data_dir": task.get("data_dir"), "command": list(task["command"]), "progress": False}
+    kwargs = row.arguments(**{k: v for k, v in shared.items() if k in row.defaults})
+    if name == "train":
+        kwargs["resume"] = bool(run.checkpoints())  # a task rerun after its worker died
+    if row.creates_run:
+        return row.load()(path, ExperimentConfig.from_dict(task["config"]), **kwargs)
+    return row.load()(run, **kwargs)
+
+
+def _note_worker(path: Path, info: Mapping[str, Any]) -> None:
+    """Write ``worker.json`` (host, process id, start time) into the run directory."""
+    from stdp_pipeline.io import atomic
+
+    path.mkdir(parents=True, exist_ok=True)
+    record = {
+        "host": info["host"],
+        "pid": info["pid"],
+        "tf_threads": info.get("tf_threads"),
+        "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    atomic.write_json(path / WORKER_FILE, record)
