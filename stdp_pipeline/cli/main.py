@@ -77,7 +77,10 @@ def _main_help() -> str:
             *_rows(*((s.name, s.summary) for s in STAGES)),
             *_rows(("run", "all of the above in order")),
             "And across runs:",
-            *_rows(("compare", "the accuracy table against published results")),
+            *_rows(
+                ("compare", "the accuracy table against published results"),
+                ("sweep", "grids, random samples and seeds of runs, on Ray"),
+            ),
             "",
             "\b",
             "Examples:",
