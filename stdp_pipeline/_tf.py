@@ -9,34 +9,9 @@ the package imports ``tf`` from here (the package's ``__init__`` has already set
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-from collections.abc import Iterator
+from stdp_pipeline._quiet import stderr_to_devnull
 
-
-@contextlib.contextmanager
-def _stderr_to_devnull() -> Iterator[None]:
-    if os.environ.get("STDP_TF_LOGS") == "1":  # debugging: keep TensorFlow's own messages
-        yield
-        return
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no real stderr (some embedded interpreters)
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-with _stderr_to_devnull():
+with stderr_to_devnull("STDP_TF_LOGS"):  # STDP_TF_LOGS=1 keeps TensorFlow's messages
     import tensorflow as tf  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")

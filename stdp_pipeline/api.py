@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+import stdp_pipeline
 from stdp_pipeline.io.config import ExperimentConfig, load_config
 from stdp_pipeline.io.data import load_split
 from stdp_pipeline.progress import Progress
@@ -39,18 +40,7 @@ if TYPE_CHECKING:
     from stdp_pipeline.sim.present import TrainStats
     from stdp_pipeline.stages.assign import Assignment
 
-__all__ = [
-    "Digits",
-    "assign",
-    "build_network",
-    "evaluate",
-    "load_config",
-    "load_digits",
-    "present",
-    "receptive_fields",
-    "respond",
-    "train",
-]
+__all__ = list(stdp_pipeline._API)  # one list: the package re-exports these lazily
 
 
 @dataclass(frozen=True)

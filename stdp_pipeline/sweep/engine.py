@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stdp_pipeline._quiet import stderr_to_devnull
 from stdp_pipeline.errors import PipelineError
 from stdp_pipeline.io import atomic
 from stdp_pipeline.progress import Progress
@@ -318,7 +319,7 @@ def _ray_session(
     else:
         cpus = res.cpus_per_task or 1
         kwargs = {"address": address}
-    with _quiet_stderr():
+    with stderr_to_devnull("STDP_RAY_LOGS"):
         try:
             ray.init(
                 **kwargs,
@@ -362,7 +363,7 @@ def _ray_session(
         with _messages_to(ray, log):
             yield ray, slots, info
     finally:
-        with _quiet_stderr(), contextlib.suppress(Exception):
+        with stderr_to_devnull("STDP_RAY_LOGS"), contextlib.suppress(Exception):
             ray.shutdown()
         if temp:
             shutil.rmtree(temp, ignore_errors=True)
@@ -391,31 +392,6 @@ def _messages_to(ray: Any, log: Path) -> Iterator[None]:
         yield
     finally:
         module.print_to_stdstream = original
-
-
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null while Ray starts or stops (its processes and C++ core
-    write start-up and shut-down lines there); Python errors still raise."""
-    if os.environ.get("STDP_RAY_LOGS") == "1":  # debugging: keep Ray's own messages
-        yield
-        return
-    try:
-        import sys
-
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def _task(
