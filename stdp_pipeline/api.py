@@ -208,6 +208,6 @@ def receptive_fields(net: SpikingNetwork) -> np.ndarray:
     """Every excitatory neuron's input weights as an image: ``[N, k, k]`` (``k`` = 28, or the
     patch size; for a shared patch group, one image per neuron of the group), in the order of
     the network's outputs."""
-    lay = net.layout
-    w3 = lay.weights3(net.weights.numpy())  # [Gw, P, Ng]
-    return w3.transpose(0, 2, 1).reshape(-1, lay.patch_px, lay.patch_px)
+    from stdp_pipeline.stages.fields import receptive_fields as field_set
+
+    return field_set(net.weights.numpy(), net.layout).images

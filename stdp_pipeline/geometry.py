@@ -88,6 +88,14 @@ class Layout:
             size < side and net.patch_groups == "shared",
         )  # fmt: skip
 
+    @classmethod
+    def whole_digits(cls, weights: np.ndarray, image_px: int = 28) -> Layout:
+        """The layout of whole ``image_px``-square digits for weights ``[image_px**2, N]`` (``N``
+        read from their last axis): what a caller means when it passes weights without a
+        layout."""
+        w = np.asarray(weights)
+        return cls(image_px * image_px, image_px, image_px, w.shape[-1] if w.ndim else 0)
+
     @property
     def side(self) -> int:
         """Image side, pixels."""

@@ -74,7 +74,7 @@ def receptive_fields(weights: np.ndarray, layout: Layout | None = None) -> Field
     """
     w = np.asarray(weights, np.float64)
     if layout is None:
-        layout = Layout(IMAGE_PX * IMAGE_PX, IMAGE_PX, IMAGE_PX, w.shape[-1] if w.ndim else 0)
+        layout = Layout.whole_digits(w, IMAGE_PX)
     w3 = layout.weights3(w)  # [Gw, P, Ng]
     k, ng = layout.patch_px, layout.group_size
     images = w3.transpose(0, 2, 1).reshape(-1, k, k)

@@ -55,7 +55,7 @@ def reconstruct(
     counts = np.asarray(counts, np.float64)
     w = np.asarray(weights, np.float64)
     if layout is None:
-        layout = Layout(IMAGE_PX * IMAGE_PX, IMAGE_PX, IMAGE_PX, w.shape[-1] if w.ndim else 0)
+        layout = Layout.whole_digits(w, IMAGE_PX)
     w3 = layout.weights3(w)  # [Gw, P, Ng]
     if counts.ndim != 2 or counts.shape[1] != layout.n_outputs:
         raise PipelineError(
