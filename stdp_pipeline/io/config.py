@@ -93,8 +93,12 @@ class EncodingConfig(Section):
     holds its parameters, e.g. ``poisson.rate_max_hz``). Each digit is shown for
     ``presentation_ms`` at steps of ``dt_ms``. If the excitatory layer fires fewer than
     ``min_spikes`` spikes, the digit is shown again at the code's next retry level (Poisson: a
-    higher rate), at most ``max_retries`` times. Between digits the per-sample state relaxes for
-    ``rest_ms`` with no input.
+    higher rate), at most ``max_retries`` times. Between digits the network rests for ``rest_ms``
+    with no input: ``rest = "reset"`` takes the rest as a full relaxation (every presentation
+    starts from the resting state; theta decays over the rest), ``rest = "simulate"`` simulates
+    it step by step with learning on and carries the per-sample state (voltages, conductances,
+    traces) from one presentation to the next, as the authors' code does. Inference (assign,
+    evaluate) always starts each digit from rest, so that digits can be batched.
     """
 
     _section = "encoding"
@@ -102,6 +106,7 @@ class EncodingConfig(Section):
     dt_ms: float = num(0.5, gt=0, le=10)
     presentation_ms: float = num(350.0, gt=0)
     rest_ms: float = num(150.0, ge=0)
+    rest: Literal["reset", "simulate"] = "reset"
     min_spikes: int = num(5, ge=0)
     max_retries: int = num(8, ge=0, le=64)
     patch_size_px: int = num(28, gt=0, le=28)
@@ -138,6 +143,10 @@ class NetworkConfig(Section):
     patch position its own group of ``n_excitatory / positions`` neurons (its own weights and
     inhibition); ``"shared"`` has one group of ``n_excitatory`` neurons learn from every position
     (weights shared, each position simulated with its own voltages and inhibition).
+
+    ``input_delay_max_ms`` (0 = none): every input -> excitatory synapse gets its own delay,
+    uniform in ``[0, input_delay_max_ms)`` from the seed, with trace STDP seen through it as in
+    the authors' code (10 ms there; see :mod:`stdp_pipeline.sim.delays`).
     """
 
     _section = "network"
@@ -147,6 +156,7 @@ class NetworkConfig(Section):
     patch_groups: Literal["separate", "shared"] = "separate"
     exc_to_inh_weight: float = num(10.4, ge=0)
     inh_to_exc_weight: float = num(17.0, ge=0)
+    input_delay_max_ms: float = num(0.0, ge=0, le=100)
 
 
 @dataclass(frozen=True)
@@ -156,16 +166,23 @@ class LearningConfig(Section):
     ``rule`` names the learning rule (:data:`stdp_pipeline.sim.registry.RULES`; its own section
     holds its parameters, e.g. ``trace_stdp.nu_post``). Weights stay in ``[0, w_max]``; before each
     digit each neuron's incoming weights are rescaled to sum to ``weight_sum`` (0 disables).
-    Initial weights are uniform in ``[0, w_init_max]``.
+    Initial weights are uniform in ``[w_init_min, w_init_max]`` (the authors' code draws
+    ``(U + 0.01) * 0.3``: ``[0.003, 0.303]``).
     """
 
     _section = "learning"
     rule: str = choice("trace", _rules)
     w_max: float = num(1.0, gt=0)
     w_init_max: float = num(0.3, ge=0)
+    w_init_min: float = num(0.0, ge=0)
     weight_sum: float = num(78.0, ge=0)
 
     def _check(self) -> None:
+        if self.w_init_min > self.w_init_max:
+            raise PipelineError(
+                f"learning.w_init_min = {self.w_init_min}: must be <= learning.w_init_max = "
+                f"{self.w_init_max}"
+            )
         if self.w_init_max > self.w_max:
             raise PipelineError(
                 f"learning.w_init_max = {self.w_init_max}: must be <= learning.w_max = {self.w_max}"

@@ -6,7 +6,9 @@ digits, ``[Gw, P, Ng]`` for patched models, see :class:`~stdp_pipeline.geometry.
 (voltages, conductances, traces, refractory clocks) exists only inside a presentation and starts
 from rest for every presentation: the ``rest_ms`` pause of Diehl & Cook between digits is taken as
 a full relaxation of the per-sample state (theta still relaxes over it while learning, as its
-neuron model says).
+neuron model says). With ``encoding.rest = "simulate"`` the learning presentation runs on through
+the rest with no input (learning on) and its final per-sample state is carried into the next
+presentation (:attr:`SpikingNetwork.carried`), as in the authors' code.
 
 The parts come from the registry (:mod:`stdp_pipeline.sim.registry`): the neuron model of both
 layers (``network.neuron``), the learning rule (``learning.rule``) and the input code
@@ -36,8 +38,10 @@ from __future__ import annotations
 import numpy as np
 
 from stdp_pipeline._tf import tf
+from stdp_pipeline.errors import PipelineError
 from stdp_pipeline.geometry import Layout
 from stdp_pipeline.io.config import ExperimentConfig
+from stdp_pipeline.sim import delays as delay_mod
 from stdp_pipeline.sim import registry, wiring
 from stdp_pipeline.sim.codes import base as codes
 from stdp_pipeline.sim.rules.base import normalise_columns
@@ -74,12 +78,43 @@ class SpikingNetwork(tf.Module):
         self._pixel_of_row = tf.constant(lay.pixel_of_row())
         self._row_of_pixel = tf.constant(lay.row_of_pixel())
         self._wgroup = tf.constant(lay.weight_group_of())
-        init = tf.random.stateless_uniform(
-            lay.weight_shape, seed=[config.seed, 7919], maxval=config.learning.w_init_max
-        )
+        lc = config.learning
+        if lc.w_init_min > 0:
+            init = tf.random.stateless_uniform(
+                lay.weight_shape, [config.seed, 7919], lc.w_init_min, lc.w_init_max
+            )
+        else:  # the program of the versions before w_init_min, bit for bit
+            init = tf.random.stateless_uniform(
+                lay.weight_shape, seed=[config.seed, 7919], maxval=lc.w_init_max
+            )
         self.weights = tf.Variable(init, name="weights", trainable=False)
         theta0 = self.neuron.theta_init(self.exc_params)
         self.theta = tf.Variable(tf.fill(lay.theta_shape, theta0), name="theta", trainable=False)
+        delay_mod.check(config, lay.patched)
+        #: Input delays (``network.input_delay_max_ms``): ``delay_h`` distinct delays in steps
+        #: (0 = none) and ``delays`` ``[n_inputs + 1, N]`` int32 per synapse, from the seed.
+        self.delay_h = delay_mod.delay_steps(config)
+        self.delays = delay_mod.draw(config, n_inputs, self.n) if self.delay_h else None
+        enc = config.encoding
+        #: Steps of the rest simulated after each learning presentation (``encoding.rest =
+        #: "simulate"``), else 0.
+        self.rest_steps = int(round(enc.rest_ms / enc.dt_ms)) if enc.rest == "simulate" else 0
+        #: Per-sample state carried from one learning presentation to the next (``encoding.rest
+        #: = "simulate"``): ``(layers, rule state)`` as variables; None when every presentation
+        #: starts from rest. Not learned state: never saved with the weights.
+        self.carried = None
+        if enc.rest == "simulate":
+            self.carried = tf.nest.map_structure(
+                lambda x: tf.Variable(x, trainable=False), self._start_state()
+            )
+        else:
+            for role in ("excitatory", "inhibitory"):
+                if getattr(getattr(config, role, None), "v_init_offset_mv", 0.0):
+                    raise PipelineError(
+                        f"{role}.v_init_offset_mv = {getattr(config, role).v_init_offset_mv}: "
+                        "the initial voltage is used only when encoding.rest = 'simulate' "
+                        "(otherwise every presentation starts at rest); set it to 0"
+                    )
         self._programs: dict[int, tf.types.experimental.ConcreteFunction] = {}
         self.input_slots = tf.function(self._input_slots, reduce_retracing=True)
         self.input_currents = tf.function(self._input_currents, reduce_retracing=True)
@@ -87,6 +122,20 @@ class SpikingNetwork(tf.Module):
 
     # ------------------------------------------------------------------------------------------
     # learned state
+    def _start_state(self) -> tuple:
+        """Per-sample state of a new network whose state is carried: ``(layers, rule state)``."""
+        shape = [self.layout.n_groups, self.layout.group_size]
+        layers = (
+            self.neuron.start(self.exc_params, shape),
+            self.neuron.start(self.inh_params, shape),
+        )
+        return layers, self.rule.init(self.rule_params, shape, self.n_inputs)
+
+    def reset_carried(self) -> None:
+        """Start the carried per-sample state afresh (a new network's; no-op without it)."""
+        if self.carried is not None:
+            tf.nest.map_structure(lambda v, x: v.assign(x), self.carried, self._start_state())
+
     def get_state(self) -> dict[str, np.ndarray]:
         """Learned state as numpy arrays: ``weights`` and ``theta`` in the layout's shapes."""
         return {"weights": self.weights.numpy(), "theta": self.theta.numpy()}
@@ -176,6 +225,8 @@ class SpikingNetwork(tf.Module):
         b, t = tf.shape(images)[0], self.config.encoding.steps
         lay = self.layout
         g, p, ng = lay.n_groups, lay.patch_inputs, lay.group_size
+        if self.delay_h:
+            return delay_mod.currents(self.weights, self.delays, self.delay_h, ev, b, t)
         if not lay.patched:
             cur = tf.sparse.segment_sum(self.weights, ev.source, ev.segment, num_segments=b * t)
             return tf.reshape(cur, [b, t, 1, ng])
@@ -219,7 +270,12 @@ class SpikingNetwork(tf.Module):
         ``n_inputs`` = none): it updates ``weights`` and ``theta`` and returns the excitatory
         spike counts ``[G * Ng]``. Compiled once per width (XLA)."""
         if width not in self._programs:
-            fn = tf.function(self._present_learning, jit_compile=True)
+            if self.delay_h:
+                fn = tf.function(
+                    lambda slots: delay_mod.present_learning(self, slots), jit_compile=True
+                )
+            else:
+                fn = tf.function(self._present_learning, jit_compile=True)
             spec = tf.TensorSpec([self.config.encoding.steps, width], tf.int32)
             self._programs[width] = fn.get_concrete_function(spec)
         return self._programs[width]
@@ -237,14 +293,18 @@ class SpikingNetwork(tf.Module):
         """
         cfg, lay = self.config, self.layout
         enc, lc = cfg.encoding, cfg.learning
-        dt, steps = enc.dt_ms, enc.steps
+        dt, shown = enc.dt_ms, enc.steps
+        steps = shown + self.rest_steps  # the rest, when simulated, runs with no input
         g, p, ng, pix = lay.n_groups, lay.patch_inputs, lay.group_size, self.n_inputs
         rule, rp = self.rule, self.rule_params
         not_pad = tf.concat([tf.ones([pix]), tf.zeros([1])], axis=0)  # per image pixel
         rows_p1 = tf.range(p + 1)
         wgroup = self._wgroup
         theta0 = self._theta2()
-        adapt = self.neuron.adaptation(self.exc_params, dt, steps, enc.rest_ms)
+        rest_ms = 0.0 if self.rest_steps else enc.rest_ms  # a simulated rest is in ``steps``
+        adapt = self.neuron.adaptation(self.exc_params, dt, steps, rest_ms)
+        if self.rest_steps:
+            slots = tf.concat([slots, tf.fill([self.rest_steps, tf.shape(slots)[1]], pix)], 0)
 
         def row_index(idx):
             """Where the weight rows of the step's pixels ``idx`` ``[K]`` lie in ``w``:
@@ -270,7 +330,10 @@ class SpikingNetwork(tf.Module):
                 w = tf.tensor_scatter_nd_update(
                     w, tf.reshape(where, [-1, where.shape[-1]]), tf.reshape(new_rows, [-1, ng])
                 )
-            return t + 1, w, carry, layers, rstate, count + s_e, s_e
+            # spikes of a simulated rest are not the digit's
+            seen = s_e * tf.cast(t < shown, tf.float32) if self.rest_steps else s_e
+            count = count + seen
+            return t + 1, w, carry, layers, rstate, count, s_e
 
         def potentiate(t, w, rstate, s_e):
             """Postsynaptic updates for the spikes ``s_e`` ``[G, Ng]`` of step ``t - 1``."""
@@ -311,17 +374,18 @@ class SpikingNetwork(tf.Module):
         if not lay.patched:
             w = w[0]  # whole digits: the loop carries [P+1, N]
         zeros = tf.zeros([g, ng])
-        init = (
-            tf.constant(0),
-            w,
-            adapt.start(theta0),
-            self._init_layers([g, ng]),
-            rule.init(rp, [g, ng], pix),
-            zeros,
-            zeros,
+        if self.carried is None:
+            layers0, rstate0 = self._init_layers([g, ng]), rule.init(rp, [g, ng], pix)
+        else:
+            layers0, rstate0 = tf.nest.map_structure(lambda v: v.read_value(), self.carried)
+        init = (tf.constant(0), w, adapt.start(theta0), layers0, rstate0, zeros, zeros)
+        t, w, carry, layers, rstate, count, s_e = tf.while_loop(
+            lambda t, *_: t < steps, segment, init
         )
-        t, w, carry, _, rstate, count, s_e = tf.while_loop(lambda t, *_: t < steps, segment, init)
-        w, _ = potentiate(t, w, rstate, s_e)  # spikes of the last step
+        w, rstate = potentiate(t, w, rstate, s_e)  # spikes of the last step
+        if self.carried is not None:
+            after = (layers, rule.carry(rp, rstate, steps * dt))
+            tf.nest.map_structure(lambda v, x: v.assign(x), self.carried, after)
         theta = adapt.end(carry, theta0)  # the end of the presentation, then the rest
         w = w[:-1] if not lay.patched else w[:, :-1]
         self.weights.assign(tf.reshape(w, tf.shape(self.weights)))

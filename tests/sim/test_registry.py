@@ -190,6 +190,7 @@ def _toy_module() -> types.ModuleType:
         column + p.gain * factor, 0.0, p.w_max
     )
     toy.after_post = lambda p, s, fired: s
+    toy.carry = lambda p, s, span_ms: s
     return toy
 
 

@@ -6,7 +6,10 @@ A neuron model is a module with:
 * ``THETA_UNIT``: the unit of its threshold, for plots (``"mV"``);
 * ``Params`` (NamedTuple) and ``params(config, role) -> Params``, ``role`` being
   ``"excitatory"`` or ``"inhibitory"``;
-* ``State`` (NamedTuple of tensors, per-sample state only) and ``init(p, shape) -> State``;
+* ``State`` (NamedTuple of tensors, per-sample state only) and ``init(p, shape) -> State`` (the
+  resting state every presentation starts from); ``start(p, shape) -> State``, the state of a new
+  network when the per-sample state is carried from digit to digit (``encoding.rest =
+  "simulate"``);
 * ``step(p, state, drive, threshold, dt_ms) -> (spikes, state)``: one step of ``dt_ms``.
   ``drive`` is the summed weight of this step's input spikes (``[..., N]``, or None for a layer
   without feed-forward input); ``threshold`` the full threshold (``base_threshold(p)`` plus the
@@ -33,6 +36,7 @@ REQUIRED = (
     "State",
     "params",
     "init",
+    "start",
     "step",
     "receive",
     "base_threshold",

@@ -4,10 +4,18 @@ Per step of ``dt`` (Brian's order: integrate, threshold, reset; synaptic input a
 step and acts from the next one)::
 
     tau_mem dv/dt = (v_rest - v) + ge (e_exc - v) + gi (e_inh - v)      (forward Euler, dt)
-    ge <- ge exp(-dt / tau_ge);  gi <- gi exp(-dt / tau_gi)             (exact decay)
+    ge <- ge exp(-dt / tau_ge);  gi <- gi exp(-dt / tau_gi)             (integration = "exact")
+    ge <- ge (1 - dt / tau_ge);  gi <- gi (1 - dt / tau_gi)             (integration = "euler")
     spike if v > v_thresh + theta and not refractory and not blocked
     then v <- v_reset, held for refractory_ms; no new spike for block_ms
     ge += drive + exc;  gi += inh                                      (after the step)
+
+``integration = "euler"`` is what Brian 1 does with the authors' equations (they are nonlinear in
+``v``, so the whole system, conductances included, is stepped by forward Euler: at 0.5 ms ``ge``
+halves per step and ``gi`` falls by a quarter, where the exact decay keeps 61 % and 78 %).
+``refractory_v = "integrate"`` keeps integrating ``v`` during the refractory period (only spiking is
+blocked); ``"hold"`` clamps it at ``v_reset``, as Brian 1's refractoriness (and the authors' custom
+refractoriness of the excitatory group) does.
 
 Adaptive threshold (excitatory neurons, learned): ``dtheta/dt = -theta / tau_theta``, and
 ``theta += theta_plus`` at each spike; it decays over the rest between digits too.
@@ -20,9 +28,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from stdp_pipeline._tf import tf
+from stdp_pipeline.errors import PipelineError
 from stdp_pipeline.params import Section, num
 
 if TYPE_CHECKING:
@@ -35,8 +44,14 @@ class ExcitatoryConfig(Section):
 
     ``tau_mem dv/dt = (v_rest - v) + ge (e_exc - v) + gi (e_inh - v)``; ``dge/dt = -ge / tau_ge``,
     ``dgi/dt = -gi / tau_gi``. Spike when ``v > v_thresh - theta_offset + theta`` and the neuron
-    has not spiked for ``spike_block_ms``; then ``v <- v_reset`` (clamped for ``refractory_ms``)
-    and ``theta <- theta + theta_plus``; ``dtheta/dt = -theta / tau_theta`` while learning.
+    has not spiked for ``spike_block_ms``; then ``v <- v_reset`` (clamped for ``refractory_ms``
+    with ``refractory_v = "hold"``) and ``theta <- theta + theta_plus``;
+    ``dtheta/dt = -theta / tau_theta`` while learning. ``integration``: ``"exact"`` decays the
+    conductances by ``exp(-dt / tau)`` per step, ``"euler"`` by ``1 - dt / tau`` (Brian 1's forward
+    Euler, as in the authors' code). ``v_init_offset_mv``: the voltage of a new network relative
+    to ``v_rest_mv`` (the authors start at -40 mV from rest); it matters only when the per-sample
+    state is carried from digit to digit (``encoding.rest = "simulate"``), otherwise every
+    presentation starts at rest.
     """
 
     _section = "excitatory"
@@ -51,6 +66,9 @@ class ExcitatoryConfig(Section):
     tau_gi_ms: float = num(2.0, gt=0)
     refractory_ms: float = num(5.0, ge=0)
     spike_block_ms: float = num(50.0, ge=0)
+    integration: Literal["exact", "euler"] = "exact"
+    refractory_v: Literal["hold", "integrate"] = "hold"
+    v_init_offset_mv: float = 0.0
     theta_init_mv: float = num(20.0, ge=0)
     theta_plus_mv: float = num(0.05, ge=0)
     tau_theta_ms: float = num(1e7, gt=0)
@@ -58,7 +76,8 @@ class ExcitatoryConfig(Section):
 
 @dataclass(frozen=True)
 class InhibitoryConfig(Section):
-    """Diehl & Cook's conductance-based inhibitory neuron (no adaptive threshold)."""
+    """Diehl & Cook's conductance-based inhibitory neuron (no adaptive threshold);
+    ``integration``, ``refractory_v`` and ``v_init_offset_mv`` as for the excitatory layer."""
 
     _section = "inhibitory"
     v_rest_mv: float = -60.0
@@ -70,6 +89,20 @@ class InhibitoryConfig(Section):
     tau_ge_ms: float = num(1.0, gt=0)
     tau_gi_ms: float = num(2.0, gt=0)
     refractory_ms: float = num(2.0, ge=0)
+    integration: Literal["exact", "euler"] = "exact"
+    refractory_v: Literal["hold", "integrate"] = "hold"
+    v_init_offset_mv: float = 0.0
+
+
+def _check_euler(section: str, dt_ms: float, tau_ge_ms: float, tau_gi_ms: float) -> None:
+    """Forward Euler decays by ``1 - dt / tau``: it must stay in ``[0, 1)``."""
+    for key, tau in (("tau_ge_ms", tau_ge_ms), ("tau_gi_ms", tau_gi_ms)):
+        if dt_ms > tau:
+            raise PipelineError(
+                f"{section}.integration = 'euler' with encoding.dt_ms = {dt_ms} > "
+                f"{section}.{key} = {tau}: forward Euler would flip the conductance's sign; "
+                "use a smaller dt_ms or integration = 'exact'"
+            )
 
 
 SECTIONS = {"excitatory": ExcitatoryConfig, "inhibitory": InhibitoryConfig}
@@ -93,6 +126,9 @@ class Params(NamedTuple):
     theta_init_mv: float = 0.0
     theta_plus_mv: float = 0.0
     tau_theta_ms: float = math.inf
+    integration: str = "exact"
+    hold_v: bool = True
+    v_init_offset_mv: float = 0.0
 
 
 class State(NamedTuple):
@@ -106,17 +142,24 @@ class State(NamedTuple):
 
 def params(config: ExperimentConfig, role: str) -> Params:
     """The parameters of the ``role`` layer ("excitatory" or "inhibitory") from its section."""
+    dt = config.encoding.dt_ms
     if role == "excitatory":
         e = config.excitatory
+        if e.integration == "euler":
+            _check_euler("excitatory", dt, e.tau_ge_ms, e.tau_gi_ms)
         return Params(
             e.v_rest_mv, e.v_reset_mv, e.v_thresh_mv - e.theta_offset_mv, e.e_exc_mv,
             e.e_inh_mv, e.tau_mem_ms, e.tau_ge_ms, e.tau_gi_ms, e.refractory_ms,
             e.spike_block_ms, e.theta_init_mv, e.theta_plus_mv, e.tau_theta_ms,
+            e.integration, e.refractory_v == "hold", e.v_init_offset_mv,
         )  # fmt: skip
     i = config.inhibitory
+    if i.integration == "euler":
+        _check_euler("inhibitory", dt, i.tau_ge_ms, i.tau_gi_ms)
     return Params(
         i.v_rest_mv, i.v_reset_mv, i.v_thresh_mv, i.e_exc_mv, i.e_inh_mv, i.tau_mem_ms,
-        i.tau_ge_ms, i.tau_gi_ms, i.refractory_ms, 0.0,
+        i.tau_ge_ms, i.tau_gi_ms, i.refractory_ms, 0.0, 0.0, 0.0, math.inf,
+        i.integration, i.refractory_v == "hold", i.v_init_offset_mv,
     )  # fmt: skip
 
 
@@ -124,6 +167,17 @@ def init(p: Params, shape: Any) -> State:
     """Resting state: ``v = v_rest``, no conductance, long since the last spike."""
     return State(
         v=tf.fill(shape, tf.constant(p.v_rest_mv, tf.float32)),
+        ge=tf.zeros(shape),
+        gi=tf.zeros(shape),
+        since_spike_ms=tf.fill(shape, tf.constant(1e9, tf.float32)),
+    )
+
+
+def start(p: Params, shape: Any) -> State:
+    """The state of a new network whose per-sample state is carried from digit to digit:
+    ``v = v_rest + v_init_offset``, no conductance, long since the last spike."""
+    return State(
+        v=tf.fill(shape, tf.constant(p.v_rest_mv + p.v_init_offset_mv, tf.float32)),
         ge=tf.zeros(shape),
         gi=tf.zeros(shape),
         since_spike_ms=tf.fill(shape, tf.constant(1e9, tf.float32)),
@@ -139,9 +193,13 @@ def step(
     dv = ((p.v_rest_mv - s.v) + s.ge * (p.e_exc_mv - s.v) + s.gi * (p.e_inh_mv - s.v)) * (
         dt_ms / p.tau_mem_ms
     )
-    v = tf.where(refractory, s.v, s.v + dv)
-    ge = s.ge * math.exp(-dt_ms / p.tau_ge_ms)
-    gi = s.gi * math.exp(-dt_ms / p.tau_gi_ms)
+    v = tf.where(refractory, s.v, s.v + dv) if p.hold_v else s.v + dv
+    if p.integration == "euler":
+        ge = s.ge * (1.0 - dt_ms / p.tau_ge_ms)
+        gi = s.gi * (1.0 - dt_ms / p.tau_gi_ms)
+    else:
+        ge = s.ge * math.exp(-dt_ms / p.tau_ge_ms)
+        gi = s.gi * math.exp(-dt_ms / p.tau_gi_ms)
     since = s.since_spike_ms + dt_ms
     can_fire = since >= max(p.block_ms, p.refractory_ms)
     fired = tf.logical_and(v > threshold, can_fire)

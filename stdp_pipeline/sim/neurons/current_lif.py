@@ -98,6 +98,11 @@ def init(p: Params, shape: Any) -> State:
     )  # fmt: skip
 
 
+def start(p: Params, shape: Any) -> State:
+    """The state of a new network whose per-sample state is carried from digit to digit: rest."""
+    return init(p, shape)
+
+
 def step(
     p: Params, s: State, drive: tf.Tensor | None, threshold: tf.Tensor | float, dt_ms: float
 ) -> tuple[tf.Tensor, State]:

@@ -20,7 +20,11 @@ A rule changes the input -> excitatory weights ``W`` (``[P, N]``: input rows, ne
   ``[P + 1]`` of ``neuron`` of patch ``group`` that fired, from its old column and the factors of
   its inputs ``[P + 1]`` (0 on the padding row);
 * ``after_post(p, state, fired) -> state``: after the postsynaptic updates of a step, ``fired``
-  ``[G, Ng]`` 0/1.
+  ``[G, Ng]`` 0/1;
+* ``carry(p, state, span_ms) -> state``: the state as the next presentation, which starts
+  ``span_ms`` after this one started, sees it (times stored in the state move back by
+  ``span_ms``); used when the per-sample state is carried from digit to digit
+  (``encoding.rest = "simulate"``).
 
 :func:`normalise_columns` (Diehl & Cook's weight normalisation, before each digit) is shared.
 """
@@ -40,6 +44,7 @@ REQUIRED = (
     "pre_factor",
     "on_post",
     "after_post",
+    "carry",
 )
 
 

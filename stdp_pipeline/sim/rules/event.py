@@ -120,3 +120,8 @@ def on_post(
 def after_post(p: Params, s: State, fired: tf.Tensor) -> State:
     """Nothing to do after a postsynaptic spike."""
     return s
+
+
+def carry(p: Params, s: State, span_ms: float) -> State:
+    """Seen from the next presentation, ``span_ms`` later: spike times move back by ``span_ms``."""
+    return s._replace(last_pre=s.last_pre - span_ms)

@@ -132,3 +132,8 @@ def after_post(p: Params, s: State, fired: tf.Tensor) -> State:
     return s._replace(
         post1=tf.where(fired > 0, 1.0, s.post1), post2=tf.where(fired > 0, 1.0, s.post2)
     )
+
+
+def carry(p: Params, s: State, span_ms: float) -> State:
+    """Seen from the next presentation, ``span_ms`` later: spike times move back by ``span_ms``."""
+    return s._replace(last_pre=s.last_pre - span_ms)
