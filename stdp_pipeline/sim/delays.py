@@ -96,7 +96,9 @@ def currents(
     return out[:, :, None, :]
 
 
-def present_learning(net: SpikingNetwork, slots: tf.Tensor) -> tf.Tensor:
+def present_learning(
+    net: SpikingNetwork, slots: tf.Tensor, weights: tf.Tensor, theta: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """One presentation with plasticity and input delays (see the module docstring): normalises
     the weight columns, runs the digit's ``T`` steps and then ``max(H - 1, rest)`` input-free steps,
     writes ``weights`` and ``theta`` back and returns the excitatory spike counts ``[N]`` of the
@@ -109,17 +111,16 @@ def present_learning(net: SpikingNetwork, slots: tf.Tensor) -> tf.Tensor:
     steps = shown + after
     pix, n = net.n_inputs, net.n
     rp = net.rule_params
-    delays = net.delays  # [P+1, N]
+    delays = net.delays
     rest_ms = 0.0 if net.rest_steps else max(enc.rest_ms - (h - 1) * dt, 0.0)
     adapt = net.neuron.adaptation(net.exc_params, dt, steps, rest_ms)
-    theta0 = net._theta2()  # [1, N]
+    theta0 = tf.reshape(theta, [1, -1])  # [1, N]
     slots = tf.concat([slots, tf.fill([after, tf.shape(slots)[1]], pix)], 0)
-    cols = tf.range(n)
     decay1 = math.exp(-dt / rp.tau_post1_ms)
     decay2 = math.exp(-dt / rp.tau_post2_ms)
     ks = tf.range(h)  # window offsets
 
-    w = normalise_columns(tf.reshape(net.weights, [pix, n]), lc.weight_sum)
+    w = normalise_columns(tf.reshape(weights, [pix, n]), lc.weight_sum)
     w = tf.concat([w, tf.zeros([1, n])], axis=0)  # zero padding row
     if net.carried is None:
         layers0 = net._init_layers([1, n])
@@ -131,12 +132,14 @@ def present_learning(net: SpikingNetwork, slots: tf.Tensor) -> tf.Tensor:
         """Columns of the neurons that fired at step ``t`` (``fired`` ``[N]`` 0/1)."""
         order = tf.argsort(fired, direction="DESCENDING", stable=True)
         n_fired = tf.cast(tf.reduce_sum(fired), tf.int32)
-        # rows of the window, newest first: step t - k is row (t - k) mod H
-        window = tf.gather(xhist, tf.math.floormod(t - ks, h))  # [H, P+1]
 
         def one(m, w):
-            j = order[m]
-            d = delays[:, j]  # [P+1]
+            # rows of the window, newest first: step t - k is row (t - k) mod H
+            window = tf.gather(xhist, tf.math.floormod(t - ks, h))  # [H, P+1]
+            # gathers, not slices: a slice at an index that depends on the spikes makes XLA's
+            # constant analysis demand theta at compile time (a recompile per presentation)
+            j = tf.gather(order, m)
+            d = tf.gather(delays, j, axis=1)  # [P+1]
             valid = tf.logical_and(window > 0, ks[:, None] >= d[None, :])
             kmin = tf.reduce_min(tf.where(valid, ks[:, None], h), axis=0)  # [P+1]
             in_window = kmin < h
@@ -151,28 +154,29 @@ def present_learning(net: SpikingNetwork, slots: tf.Tensor) -> tf.Tensor:
             )
             where = tf.stack([tf.range(pix + 1), tf.fill([pix + 1], j)], axis=-1)
             col = tf.gather_nd(w, where)
-            new = tf.clip_by_value(col + rp.nu_post * factor * post2[j], 0.0, rp.w_max)
+            new = tf.clip_by_value(col + rp.nu_post * factor * tf.gather(post2, j), 0.0, rp.w_max)
             return m + 1, tf.tensor_scatter_nd_update(w, where, new)
 
         return tf.while_loop(lambda m, w: m < n_fired, one, (tf.constant(0), w))[1]
 
-    def step(t, w, carry, layers, post1, post2, xhist, last_old, p1hist, buf, count):
+    def step(t, w, carry, layers, post1, post2, xhist, last_old, p1hist, buf, count, theta0):
         idx = slots[t]  # [K] pixels (pix = none)
         k_n = tf.shape(idx)[0]
         rows = tf.gather(w, idx)  # [K, N] weights at emission
+        # each row lands d steps later: a one-hot over the H ring rows (dense, fused by XLA;
+        # a scatter of K * N scalars is far slower on CPU)
         arrive = tf.math.floormod(t + tf.gather(delays, idx), h)  # [K, N] ring rows
-        flat = tf.reshape(arrive * n + cols[None, :], [-1, 1])
-        buf = tf.tensor_scatter_nd_add(buf, flat, tf.reshape(rows, [-1]))
+        buf = buf + tf.reduce_sum(tf.one_hot(arrive, h, axis=1) * rows[:, None, :], axis=0)
         r = tf.math.floormod(t, h)
-        drive = tf.reshape(tf.gather(tf.reshape(buf, [h, n]), r), [1, n])
-        buf = tf.tensor_scatter_nd_update(buf, tf.reshape(r * n + cols, [-1, 1]), tf.zeros([n]))
+        drive = buf[r][None]  # [1, N]
+        buf = buf * (1.0 - tf.one_hot(r, h))[:, None]
         theta_pos = adapt.at(carry, theta0, t)
         s_e, layers = net._layers_step(layers, drive, theta_pos)
         carry = adapt.spiked(carry, s_e, t)
         fired = s_e[0]
         # traces: decay, record post1 as an input spike of this step sees it
         post1, post2 = post1 * decay1, post2 * decay2
-        p1hist = tf.tensor_scatter_nd_update(p1hist, [[r]], post1[None])
+        p1hist = tf.tensor_scatter_nd_update(p1hist, [[r]], post1[None])  # one row
         # input spike window: fold the step leaving it into last_old, then note this step's
         old_row = xhist[r]
         last_old = tf.where(old_row > 0, tf.cast(t - h, tf.float32) * dt, last_old)
@@ -182,8 +186,8 @@ def present_learning(net: SpikingNetwork, slots: tf.Tensor) -> tf.Tensor:
         e = t - (h - 1)
         idx_e = tf.where(e >= 0, slots[tf.maximum(e, 0)], tf.fill([k_n], pix))
         d_e = tf.gather(delays, idx_e)  # [K, N]
-        at = tf.stack([tf.math.floormod(e + d_e, h), tf.broadcast_to(cols, tf.shape(d_e))], -1)
-        p1_at = tf.gather_nd(p1hist, at)
+        at = tf.one_hot(tf.math.floormod(e + d_e, h), h, axis=1)  # [K, H, N]
+        p1_at = tf.reduce_sum(at * p1hist[None], axis=1)  # [K, N]
         rows_e = tf.gather(w, idx_e)
         new_rows = tf.clip_by_value(rows_e - rp.nu_pre * p1_at, 0.0, rp.w_max)
         w = tf.tensor_scatter_nd_update(w, idx_e[:, None], new_rows)
@@ -192,7 +196,7 @@ def present_learning(net: SpikingNetwork, slots: tf.Tensor) -> tf.Tensor:
         post1 = tf.where(fired > 0, 1.0, post1)
         post2 = tf.where(fired > 0, 1.0, post2)
         count = count + fired * tf.cast(t < shown, tf.float32)
-        return t + 1, w, carry, layers, post1, post2, xhist, last_old, p1hist, buf, count
+        return t + 1, w, carry, layers, post1, post2, xhist, last_old, p1hist, buf, count, theta0
 
     init = (
         tf.constant(0),
@@ -204,17 +208,16 @@ def present_learning(net: SpikingNetwork, slots: tf.Tensor) -> tf.Tensor:
         tf.zeros([h, pix + 1]),
         rstate0.last_pre,
         tf.zeros([h, n]),
-        tf.zeros([h * n]),
+        tf.zeros([h, n]),
         tf.zeros([n]),
+        theta0,
     )
     out = tf.while_loop(lambda t, *_: t < steps, step, init)
-    _, w, carry, layers, post1, post2, xhist, last_old, _, _, count = out
+    _, w, carry, layers, post1, post2, xhist, last_old, _, _, count, _ = out
     theta = adapt.end(carry, theta0)
-    net.weights.assign(tf.reshape(w[:-1], tf.shape(net.weights)))
-    net.theta.assign(tf.reshape(theta, tf.shape(net.theta)))
     if net.carried is not None:
         # the window holds only input-free steps now (rest >= H, checked): last_old is complete
         rstate = rstate0._replace(post1=post1[None], post2=post2[None], last_pre=last_old)
         state = (layers, net.rule.carry(rp, rstate, steps * dt))
         tf.nest.map_structure(lambda v, x: v.assign(x), net.carried, state)
-    return count
+    return count, w[:-1], theta[0]

@@ -35,6 +35,8 @@ in batches, are in :mod:`stdp_pipeline.sim.present`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from stdp_pipeline._tf import tf
@@ -271,14 +273,31 @@ class SpikingNetwork(tf.Module):
         spike counts ``[G * Ng]``. Compiled once per width (XLA)."""
         if width not in self._programs:
             if self.delay_h:
-                fn = tf.function(
-                    lambda slots: delay_mod.present_learning(self, slots), jit_compile=True
-                )
+                self._programs[width] = self._delayed_program(width)
+                return self._programs[width]
             else:
                 fn = tf.function(self._present_learning, jit_compile=True)
             spec = tf.TensorSpec([self.config.encoding.steps, width], tf.int32)
             self._programs[width] = fn.get_concrete_function(spec)
         return self._programs[width]
+
+    def _delayed_program(self, width: int) -> Callable[[tf.Tensor], tf.Tensor]:
+        """The learning presentation with input delays (:mod:`stdp_pipeline.sim.delays`): the
+        compiled program takes and returns weights and theta as tensors (read from and written to
+        the variables around it; XLA recompiled the delayed program at every call when it read the
+        variables itself)."""
+        compiled = tf.function(
+            lambda slots, w, theta: delay_mod.present_learning(self, slots, w, theta),
+            jit_compile=True,
+        )
+
+        def run(slots: tf.Tensor) -> tf.Tensor:
+            count, w, theta = compiled(slots, self.weights.read_value(), self.theta.read_value())
+            self.weights.assign(tf.reshape(w, self.weights.shape))
+            self.theta.assign(tf.reshape(theta, self.theta.shape))
+            return count
+
+        return run
 
     def _present_learning(self, slots: tf.Tensor) -> tf.Tensor:
         """One presentation with plasticity (see :meth:`learning_program`).
