@@ -22,8 +22,9 @@ from stdp_pipeline.io.config import (
 def test_presets_hold_the_papers_values():
     """The four Diehl & Cook presets differ in size (and passes); values of ALGORITHMS.md."""
     assert preset_names() == [
-        "diehl-cook-100", "diehl-cook-1600", "diehl-cook-400", "diehl-cook-6400",
-        "event-stdp-patches",
+        "diehl-cook-100", "diehl-cook-100-original", "diehl-cook-1600",
+        "diehl-cook-1600-original", "diehl-cook-400", "diehl-cook-400-original",
+        "diehl-cook-6400", "diehl-cook-6400-original", "event-stdp-patches",
     ]  # fmt: skip
     sizes = {p: load_config(p).network.n_excitatory for p in preset_names()}
     assert sizes["diehl-cook-100"] == 100 and sizes["diehl-cook-6400"] == 6400
@@ -38,6 +39,7 @@ def test_presets_hold_the_papers_values():
     )  # fmt: skip
     assert (c.network.exc_to_inh_weight, c.network.inh_to_exc_weight) == (10.4, 17.0)
     assert (c.trace_stdp.nu_pre, c.trace_stdp.nu_post, c.learning.weight_sum) == (1e-4, 0.01, 78.0)
+
     assert (c.poisson.rate_max_hz, c.encoding.dt_ms, c.encoding.steps) == (63.75, 0.5, 700)
     assert (c.encoding.code, c.network.neuron, c.learning.rule) == (
         "poisson",
@@ -46,6 +48,35 @@ def test_presets_hold_the_papers_values():
     )
     assert c.data.assign_start == 0 and c.data.allow_overlap  # labels from training digits
     assert load_config("event-stdp-patches").learning.rule == "event"
+
+
+def test_original_presets_differ_from_theirs_only_by_the_fidelity_switches():
+    """Each `-original` preset is its size's preset with the authors' code's switches."""
+    switches = {
+        ("excitatory", "spike_block_ms"): 0.0,
+        ("excitatory", "integration"): "euler",
+        ("inhibitory", "integration"): "euler",
+        ("excitatory", "v_init_offset_mv"): -40.0,
+        ("inhibitory", "v_init_offset_mv"): -40.0,
+        ("encoding", "rest"): "simulate",
+        ("encoding", "max_retries"): 64,
+        ("network", "input_delay_max_ms"): 10.0,
+        ("learning", "w_init_min"): 0.003,
+        ("learning", "w_init_max"): 0.303,
+        ("train", "epochs"): None,
+    }
+    for n, epochs in ((100, 1), (400, 3), (1600, 3), (6400, 15)):
+        mine = load_config(f"diehl-cook-{n}").to_dict()
+        orig = load_config(f"diehl-cook-{n}-original").to_dict()
+        assert orig["name"] == f"diehl-cook-{n}-original"
+        assert orig["train"]["epochs"] == epochs
+        for section in mine:
+            if not isinstance(mine[section], dict):
+                continue
+            for key, value in mine[section].items():
+                want = switches.get((section, key), value)
+                if want is not None:
+                    assert orig[section][key] == want, (n, section, key)
 
 
 def test_overrides_parse_types_and_apply():

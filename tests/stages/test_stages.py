@@ -83,13 +83,14 @@ def test_every_command_has_help_with_examples():
 
 
 def test_config_commands_show_presets_and_resolved_values():
-    """`config presets` lists the five presets; `config show` applies --set."""
+    """`config presets` lists the presets; `config show` applies --set."""
     out = _invoke("config", "presets").output
     for name in (
         "diehl-cook-100",
         "diehl-cook-400",
         "diehl-cook-1600",
         "diehl-cook-6400",
+        "diehl-cook-400-original",
         "event-stdp-patches",
     ):
         assert name in out
