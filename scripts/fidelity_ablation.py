@@ -1,0 +1,122 @@
+"""The fidelity ablation: Diehl & Cook with each difference from the authors' code switched alone.
+
+One run directory per variant and seed, ``<out>/<variant>/seed<s>/`` (full MNIST by default: the
+preset's 60,000 training digits, labels from them, the 10,000 test digits), then a table of the
+all-activity and proportion accuracies, mean and spread (sample standard deviation) over seeds.
+Runs that already finished are reused, so the script can be stopped and started again, and the
+table can be printed from runs made elsewhere (``--summary-only``).
+
+    python scripts/fidelity_ablation.py --neurons 100 --seeds 0,1,2 --out results/fidelity-100
+    python scripts/fidelity_ablation.py --neurons 100 --out results/fidelity-100 --summary-only
+
+The variants (README, "Fidelity"): ``preset`` (diehl-cook-N as shipped), one row per switch, and
+``original`` (the diehl-cook-N-original preset: every switch at once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+#: variant -> the --set overrides that switch it on (on top of diehl-cook-N).
+VARIANTS: dict[str, list[str]] = {
+    "preset": [],
+    "no 50 ms block": ["excitatory.spike_block_ms=0"],
+    "Euler conductances": ["excitatory.integration=euler", "inhibitory.integration=euler"],
+    "simulated rest": [
+        "encoding.rest=simulate",
+        "excitatory.v_init_offset_mv=-40",
+        "inhibitory.v_init_offset_mv=-40",
+    ],
+    "input delays 0-10 ms": ["network.input_delay_max_ms=10"],
+    "initial weights 0.003-0.303": ["learning.w_init_min=0.003", "learning.w_init_max=0.303"],
+    "retries up to 64": ["encoding.max_retries=64"],
+    "original": None,  # the -original preset
+}
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+
+
+def run_dir(out: Path, variant: str, seed: int) -> Path:
+    return out / _slug(variant) / f"seed{seed}"
+
+
+def run(neurons: int, variant: str, seed: int, out: Path) -> None:
+    """One run with every stage, unless its metrics are there already."""
+    target = run_dir(out, variant, seed)
+    if (target / "metrics.json").exists():
+        return
+    sets = VARIANTS[variant]
+    preset = f"diehl-cook-{neurons}" + ("-original" if sets is None else "")
+    cmd = ["stdp-pipeline", "run", str(target), "--config", preset, "--set", f"seed={seed}"]
+    for s in sets or []:
+        cmd += ["--set", s]
+    print(" ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def summary(out: Path, seeds: list[int]) -> pd.DataFrame:
+    """All-activity and proportion accuracy (%) per variant: mean, spread, seeds found."""
+    rows = []
+    for variant in VARIANTS:
+        found = {}
+        for seed in seeds:
+            path = run_dir(out, variant, seed) / "metrics.json"
+            if path.exists():
+                found[seed] = json.loads(path.read_text())["accuracy"]
+        if not found:
+            continue
+        acc = pd.DataFrame(found).T * 100
+        rows.append(
+            {
+                "variant": variant,
+                "seeds": ",".join(map(str, found)),
+                "all activity %": acc["all_activity"].mean(),
+                "spread": acc["all_activity"].std() if len(acc) > 1 else float("nan"),
+                "proportion %": acc["proportion"].mean(),
+                "spread ": acc["proportion"].std() if len(acc) > 1 else float("nan"),
+                "per seed (all activity)": " / ".join(f"{a:.2f}" for a in acc["all_activity"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """A GitHub Markdown table, numbers with two decimals."""
+    cells = [[f"{v:.2f}" if isinstance(v, float) else str(v) for v in row] for row in table.values]
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + " --- |" * len(table.columns)]
+    return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in cells])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--neurons", type=int, default=100, choices=[100, 400, 1600, 6400])
+    ap.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated variants")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--summary-only", action="store_true", help="print the table, run nothing")
+    args = ap.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    chosen = [v.strip() for v in args.variants.split(",")]
+    unknown = [v for v in chosen if v not in VARIANTS]
+    if unknown:
+        print(f"Error: unknown variant {unknown[0]!r}; variants are {', '.join(VARIANTS)}")
+        return 2
+    if not args.summary_only:
+        for variant in chosen:
+            for seed in seeds:
+                run(args.neurons, variant, seed, args.out)
+    table = summary(args.out, seeds)
+    print(markdown(table) if len(table) else "no finished runs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
