@@ -133,11 +133,6 @@ class SpikingNetwork(tf.Module):
         )
         return layers, self.rule.init(self.rule_params, shape, self.n_inputs)
 
-    def reset_carried(self) -> None:
-        """Start the carried per-sample state afresh (a new network's; no-op without it)."""
-        if self.carried is not None:
-            tf.nest.map_structure(lambda v, x: v.assign(x), self.carried, self._start_state())
-
     def get_state(self) -> dict[str, np.ndarray]:
         """Learned state as numpy arrays: ``weights`` and ``theta`` in the layout's shapes."""
         return {"weights": self.weights.numpy(), "theta": self.theta.numpy()}
@@ -273,15 +268,14 @@ class SpikingNetwork(tf.Module):
         spike counts ``[G * Ng]``. Compiled once per width (XLA)."""
         if width not in self._programs:
             if self.delay_h:
-                self._programs[width] = self._delayed_program(width)
-                return self._programs[width]
+                self._programs[width] = self._delayed_program()
             else:
                 fn = tf.function(self._present_learning, jit_compile=True)
-            spec = tf.TensorSpec([self.config.encoding.steps, width], tf.int32)
-            self._programs[width] = fn.get_concrete_function(spec)
+                spec = tf.TensorSpec([self.config.encoding.steps, width], tf.int32)
+                self._programs[width] = fn.get_concrete_function(spec)
         return self._programs[width]
 
-    def _delayed_program(self, width: int) -> Callable[[tf.Tensor], tf.Tensor]:
+    def _delayed_program(self) -> Callable[[tf.Tensor], tf.Tensor]:
         """The learning presentation with input delays (:mod:`stdp_pipeline.sim.delays`): the
         compiled program takes and returns weights and theta as tensors (read from and written to
         the variables around it; XLA recompiled the delayed program at every call when it read the
