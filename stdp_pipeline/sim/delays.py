@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from stdp_pipeline._tf import tf
 from stdp_pipeline.errors import PipelineError
-from stdp_pipeline.sim.rules.base import normalise_columns
+from stdp_pipeline.sim.rules.base import fired_in_order, normalise_columns
 
 if TYPE_CHECKING:
     from stdp_pipeline.io.config import ExperimentConfig
@@ -130,8 +130,7 @@ def present_learning(
 
     def potentiate(t, w, post2, xhist, last_old, fired):
         """Columns of the neurons that fired at step ``t`` (``fired`` ``[N]`` 0/1)."""
-        order = tf.argsort(fired, direction="DESCENDING", stable=True)
-        n_fired = tf.cast(tf.reduce_sum(fired), tf.int32)
+        order, n_fired = fired_in_order(fired)
 
         def one(m, w):
             # rows of the window, newest first: step t - k is row (t - k) mod H

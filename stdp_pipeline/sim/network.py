@@ -46,7 +46,7 @@ from stdp_pipeline.io.config import ExperimentConfig
 from stdp_pipeline.sim import delays as delay_mod
 from stdp_pipeline.sim import registry, wiring
 from stdp_pipeline.sim.codes import base as codes
-from stdp_pipeline.sim.rules.base import normalise_columns
+from stdp_pipeline.sim.rules.base import fired_in_order, normalise_columns
 
 #: Slot widths of the compiled learning presentations: a digit runs in the narrowest that holds
 #: its busiest step, so the per-step gather reads few padding rows.
@@ -355,8 +355,7 @@ class SpikingNetwork(tf.Module):
             # [G, P+1]: the factor of each patch row
             factor = tf.gather(factor, self._pixel_of_row) if lay.patched else factor[None]
             flat = tf.reshape(s_e, [-1])
-            order = tf.argsort(flat, direction="DESCENDING", stable=True)
-            n_fired = tf.cast(tf.reduce_sum(flat), tf.int32)
+            order, n_fired = fired_in_order(flat)
 
             def one(m, w):
                 pos, j = order[m] // ng, order[m] % ng

@@ -56,11 +56,31 @@ def normalise_columns(w: tf.Tensor, weight_sum: float) -> tf.Tensor:
     return w * (weight_sum / tf.maximum(total, 1e-12))
 
 
+def fired_in_order(spikes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The neurons that fired, for the postsynaptic updates: ``spikes`` ``[n]`` (0/1) ->
+    ``(order, n_fired)``, ``order[:n_fired]`` their indices in ascending order (int32 ``[n]``).
+
+    A prefix sum places each firing neuron (``order[cumsum] = index``): linear in ``n``, where the
+    sort it replaces cost ``n log n`` comparator calls at every step with a spike (0.4 ms per
+    step at 6,400 neurons)."""
+    fired = spikes > 0
+    n = tf.size(spikes)
+    slot = tf.where(fired, tf.cumsum(tf.cast(fired, tf.int32), exclusive=True), n)  # n: a sink
+    order = tf.tensor_scatter_nd_update(tf.zeros([n + 1], tf.int32), slot[:, None], tf.range(n))
+    return order[:n], tf.reduce_sum(tf.cast(fired, tf.int32))
+
+
 def last_spike_times(n_pixels: int) -> tf.Tensor:
     """``[n_pixels + 1]`` last presynaptic spike time of each input, ms: long ago (-1e9)."""
     return tf.fill([n_pixels + 1], tf.constant(-1e9, tf.float32))
 
 
 def note_spikes(last: tf.Tensor, pixels: tf.Tensor, now_ms: tf.Tensor) -> tf.Tensor:
-    """``last[pixels] = now_ms`` (a padding entry, index ``n_pixels``, may be written too)."""
+    """``last[pixels] = now_ms`` (a padding entry, index ``n_pixels``, may be written too).
+    ``last`` ``[P + 1]`` and ``pixels`` ``[K]``, or per network (:mod:`stdp_pipeline.sim.stack`)
+    ``[B, P + 1]`` and ``[B, K]``."""
+    if pixels.shape.rank == 2:
+        network = tf.broadcast_to(tf.range(tf.shape(pixels)[0])[:, None], tf.shape(pixels))
+        where = tf.stack([network, pixels], axis=-1)
+        return tf.tensor_scatter_nd_update(last, where, tf.fill(tf.shape(pixels), now_ms))
     return tf.tensor_scatter_nd_update(last, pixels[:, None], tf.fill(tf.shape(pixels), now_ms))

@@ -30,3 +30,27 @@ def test_last_spike_times_and_note_spikes():
     last = base.note_spikes(last, tf.constant([2, 0]), tf.constant(1.5))
     last = base.note_spikes(last, tf.constant([2]), tf.constant(3.0))
     np.testing.assert_array_equal(last.numpy(), [1.5, -1e9, 3.0, -1e9])
+
+
+def test_note_spikes_per_network():
+    """With a leading network axis each network's own inputs are written, the others kept."""
+    last = tf.tile(base.last_spike_times(3)[None], [2, 1])
+    got = base.note_spikes(last, tf.constant([[1, 3], [0, 0]]), tf.constant(2.5)).numpy()
+    assert got[0, 1] == got[0, 3] == got[1, 0] == 2.5
+    assert (got[0, [0, 2]] <= -1e8).all() and (got[1, 1:] <= -1e8).all()
+
+
+def test_fired_in_order():
+    """The indices of the neurons that fired, ascending, in the first n_fired places; jitted
+    (the learning programs run it under XLA)."""
+    spikes = _f([0, 1, 0, 0, 1, 1, 0, 1])
+    order, n_fired = base.fired_in_order(spikes)
+    assert int(n_fired) == 4
+    np.testing.assert_array_equal(order.numpy()[:4], [1, 4, 5, 7])
+    jitted = tf.function(base.fired_in_order, jit_compile=True)
+    order, n_fired = jitted(_f([0, 0, 0]))
+    assert int(n_fired) == 0 and order.shape == (3,)
+    rng = np.random.default_rng(0)
+    s = (rng.random(500) < 0.05).astype(np.float32)
+    order, n_fired = jitted(tf.constant(s))
+    np.testing.assert_array_equal(order.numpy()[: int(n_fired)], np.flatnonzero(s))
