@@ -1,10 +1,11 @@
 """Linear read-out: multinomial logistic regression on spike counts (a supervised probe of what
 the unsupervised network encodes, reported beside the voting accuracies).
 
-Features are ``x = log(1 + counts)``, standardised with the mean and standard deviation of the
-fitting set. The model ``p(c | x) = softmax(x W + b)_c`` is fitted on the assignment slice only
-(never on test digits) by full-batch gradient descent (Adam) on the mean
-cross-entropy plus ``l2 * |W|^2 / 2``. Deterministic: zero initialisation, no sampling.
+Features are ``x = log(1 + counts)`` (or the values themselves, ``log=False``: the raw-pixel
+baseline), standardised with the mean and standard deviation of the fitting set. The model
+``p(c | x) = softmax(x W + b)_c`` is fitted on the assignment slice only (never on test digits)
+by full-batch gradient descent (Adam) on the mean cross-entropy plus ``l2 * |W|^2 / 2``.
+Deterministic: zero initialisation, no sampling.
 """
 
 from __future__ import annotations
@@ -20,16 +21,18 @@ from stdp_pipeline.labels import N_CLASSES
 @dataclass(frozen=True)
 class LinearReadout:
     """Fitted read-out: ``weights`` ``[N, C]``, ``bias`` ``[C]``, feature ``mean``/``scale``
-    ``[N]``."""
+    ``[N]``; ``log``: features are ``log(1 + values)``."""
 
     weights: np.ndarray
     bias: np.ndarray
     mean: np.ndarray
     scale: np.ndarray
+    log: bool = True
 
     def scores(self, counts: np.ndarray) -> np.ndarray:
-        """Class scores (logits) ``[M, C]`` of spike counts ``[M, N]``."""
-        x = (np.log1p(np.asarray(counts, np.float64)) - self.mean) / self.scale
+        """Class scores (logits) ``[M, C]`` of spike counts (or pixels) ``[M, N]``."""
+        x = np.asarray(counts, np.float64)
+        x = ((np.log1p(x) if self.log else x) - self.mean) / self.scale
         return x @ self.weights + self.bias
 
     def predict(self, counts: np.ndarray) -> np.ndarray:
@@ -44,9 +47,12 @@ def fit_readout(
     l2: float = 1e-3,
     steps: int = 500,
     learning_rate: float = 0.05,
+    log: bool = True,
 ) -> LinearReadout:
-    """Fit the read-out on spike counts ``[M, N]`` and labels ``[M]`` (see module docstring)."""
-    x = np.log1p(np.asarray(counts, np.float64))
+    """Fit the read-out on spike counts ``[M, N]`` and labels ``[M]`` (see module docstring);
+    ``log=False`` fits on the values themselves (pixels)."""
+    x = np.asarray(counts, np.float64)
+    x = np.log1p(x) if log else x
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale[scale == 0] = 1.0
@@ -77,4 +83,19 @@ def fit_readout(
 
     train(tf.constant(steps))
     w, b = (v.numpy().astype(np.float64) for v in params)
-    return LinearReadout(w, b, mean, scale)
+    return LinearReadout(w, b, mean, scale, log)
+
+
+def pixel_baseline(
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+) -> float:
+    """Test accuracy of the same logistic regression on the raw pixels (``[M, 784]`` uint8),
+    fitted on the given training digits: what a read-out of the network's spike counts has to
+    beat to show that the network's features add anything (MNIST, 60,000 digits: 92.7 %)."""
+    flat = np.asarray(train_images).reshape(len(train_images), -1)
+    readout = fit_readout(flat, train_labels, log=False)
+    test = np.asarray(test_images).reshape(len(test_images), -1)
+    return float((readout.predict(test) == np.asarray(test_labels)).mean())

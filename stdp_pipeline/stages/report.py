@@ -8,6 +8,9 @@ Rows (:func:`comparison_table`, a pandas DataFrame, one row per result):
   ``config.json``), one row per voting scheme: ``source = "measured"``, with the model (config
   name), neurons, training digits, voting scheme, accuracy and wall times from its
   ``metrics.json``;
+* the raw-pixel baseline of each run's digits (``metrics["pixels_linear"]``, the same logistic
+  regression as the linear read-out, on the pixels): ``source = "baseline"``, one row per set
+  of fitting and test digits;
 * for a sweep folder (one holding ``sweep.json``, :mod:`stdp_pipeline.sweep`), by default
   (``sweeps="best"``) not each of its runs but its best point: one row per voting scheme, the
   mean over the point's seeds (:func:`sweep_rows`); ``sweeps="all"`` lists every run,
@@ -54,6 +57,11 @@ COLUMNS = (
 MEASURED_GROUP = "STDP (unsupervised, local)"
 MEASURED_REFERENCE = "this project (stdp_pipeline)"
 SCHEME_NAMES = {"all_activity": "all activity", "proportion": "proportion weighting"}
+#: The raw-pixel baseline of every evaluated run (``metrics["pixels_linear"]``): the run's linear
+#: read-out, fitted on the raw pixels of the same digits. A read-out row is worth only as much as
+#: it beats this row; runs on the same digits share one row.
+BASELINE_GROUP = "Baseline (no network)"
+BASELINE_REFERENCE = "logistic regression on the 784 raw pixels"
 
 
 def load_published(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
@@ -139,6 +147,26 @@ def measured_rows(run_dir: str | os.PathLike[str]) -> list[dict]:
                 "note": "; ".join(notes),
             }
         )
+    pixels = metrics.get("pixels_linear")
+    if isinstance(pixels, (int, float)) and 0.0 <= pixels <= 1.0:
+        test = f"{test_digits:,}" if test_digits is not None else "the same"
+        rows.append(
+            {
+                "source": "baseline",
+                "group": BASELINE_GROUP,
+                "reference": BASELINE_REFERENCE,
+                "year": pd.NA,
+                "model": "raw pixels",
+                "neurons": pd.NA,
+                "train_digits": metrics.get("assign_digits"),
+                "scheme": "linear",
+                "accuracy": float(pixels),
+                "train_wall_s": np.nan,
+                "eval_wall_s": np.nan,
+                "run": str(path),
+                "note": f"fitted on the run's labelled digits, tested on its {test} test digits",
+            }
+        )
     return rows
 
 
@@ -168,7 +196,19 @@ def comparison_table(
     measured = [row for run in _plain_runs(folders, sweeps) for row in measured_rows(run)]
     if sweeps == "best":
         measured += [row for sweep in find_sweeps(folders) for row in sweep_rows(sweep)]
-    measured.sort(key=lambda r: (r["neurons"] or 0, r["model"], r["run"], r["scheme"]))
+    seen: set = set()
+    kept = []
+    for row in measured:  # one baseline row per set of digits
+        key = (row["train_digits"], row["note"], row["accuracy"])
+        if row["source"] == "baseline":
+            if key in seen:
+                continue
+            seen.add(key)
+        kept.append(row)
+    measured = kept
+    measured.sort(
+        key=lambda r: (r["source"] != "baseline", _neurons(r), r["model"], r["run"], r["scheme"])
+    )
     frame = pd.DataFrame(rows + measured, columns=list(COLUMNS))
     for col in ("year", "neurons", "train_digits"):
         frame[col] = pd.array([None if _missing(v) else int(v) for v in frame[col]], dtype="Int64")
@@ -364,6 +404,9 @@ def sweep_rows(sweep_dir: str | os.PathLike[str]) -> list[dict]:
     per_seed = [measured_rows(run) for run in best["runs"]]
     rows = []
     for row in per_seed[0]:
+        if row["source"] == "baseline":  # the digits' baseline, not a mean over seeds
+            rows.append(row)
+            continue
         scheme = {v: k for k, v in SCHEME_NAMES.items()}.get(row["scheme"], row["scheme"])
         walls = [r["train_wall_s"] for seed in per_seed for r in seed
                  if r["scheme"] == row["scheme"] and r["train_wall_s"] is not None]  # fmt: skip
@@ -420,6 +463,11 @@ def _refuse_stale(run_dir: Path) -> None:
     run = RunDir(run_dir)
     if run.stale_after("evaluate") is not None:
         run.require("evaluate", for_stage="compare", hint=f", or leave {run_dir} out")
+
+
+def _neurons(row: dict) -> int:
+    """A row's network size for sorting (0 for none)."""
+    return 0 if _missing(row["neurons"]) else int(row["neurons"])
 
 
 def _missing(value: object) -> bool:

@@ -114,7 +114,8 @@ def _evaluated(run: RunDir, metrics: dict) -> str:
     return (
         f"test accuracy on {metrics['test_digits']} digits: {100 * acc['all_activity']:.2f} % "
         f"(all activity), {100 * acc['proportion']:.2f} % (proportion weighting), "
-        f"{100 * acc['linear']:.2f} % (linear read-out); "
+        f"{100 * acc['linear']:.2f} % (linear read-out; "
+        f"{100 * metrics['pixels_linear']:.2f} % on the raw pixels); "
         f"{run.file('metrics.json')}"
     )
 

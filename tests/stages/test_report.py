@@ -129,6 +129,29 @@ def test_comparison_has_published_and_measured_rows(tmp_path):
     assert not list(out.glob(".*tmp*"))  # atomic writes leave no temporary file
 
 
+def test_pixel_baseline_rows_one_per_set_of_digits(tmp_path):
+    """Each run's raw-pixel baseline becomes a 'baseline' row; runs on the same digits share
+    one; a sweep's best point keeps its baseline as measured, not replaced by a mean."""
+    results = tmp_path / "results"
+    for name, n, pixels in (("a", 100, 0.9274), ("b", 400, 0.9274), ("c", 100, 0.8512)):
+        _fake_evaluated_run(
+            results / name, n, {"all_activity": 0.8, "linear": 0.85}, name="diehl-cook-100"
+        )
+        metrics = json.loads((results / name / "metrics.json").read_text())
+        metrics["pixels_linear"] = pixels
+        if name == "c":
+            metrics["assign_digits"] = 2000
+        (results / name / "metrics.json").write_text(json.dumps(metrics))
+    table = comparison_table([results])
+    base = table[table["source"] == "baseline"]
+    assert sorted(base["accuracy"]) == [0.8512, 0.9274]
+    assert set(base["scheme"]) == {"linear"} and base["neurons"].isna().all()
+    assert sorted(base["train_digits"]) == [2000, 10000]
+    assert (table[table["source"] == "measured"]["scheme"] != "").all()
+    md = markdown_table(table)
+    assert "logistic regression on the 784 raw pixels" in md and "92.74 %" in md
+
+
 def test_markdown_escapes_pipes_and_labels_are_short():
     frame = comparison_table([])
     frame.loc[0, "note"] = "a | b"

@@ -168,6 +168,7 @@ def test_tiny_run_end_to_end_writes_every_artefact(tiny_run):
     metrics = json.loads((tiny_run / "metrics.json").read_text())
     assert set(metrics["accuracy"]) == {"all_activity", "proportion", "linear"}
     assert all(0.0 <= a <= 1.0 for a in metrics["accuracy"].values())
+    assert 0.0 <= metrics["pixels_linear"] <= 1.0  # the raw-pixel baseline, 30 digits
     assert (metrics["n_excitatory"], metrics["train_digits"]) == (12, 40)
     assert (metrics["assign_digits"], metrics["test_digits"]) == (30, 30)
     assert metrics["wall_s"] > 0
