@@ -69,8 +69,9 @@ class _Readout:
         return np.zeros(len(counts), np.int64)
 
 
-def fake_fit_readout(counts: np.ndarray, labels: np.ndarray) -> _Readout:
-    """Stand-in for the linear read-out's fit (a TensorFlow optimisation)."""
+def fake_fit_readout(counts: np.ndarray, labels: np.ndarray, **options: object) -> _Readout:
+    """Stand-in for the linear read-out's fit (a TensorFlow optimisation), on spike counts or
+    (the raw-pixel baseline) pixels."""
     return _Readout()
 
 
