@@ -266,6 +266,19 @@ def test_inference_counts_do_not_depend_on_the_batch(digits):
     np.testing.assert_array_equal(alone[0], c8[5])
 
 
+def test_inference_batch_size_caps():
+    """At most evaluate.batch_digits digits, at most BATCH_NEURONS neurons, at least one."""
+    from stdp_pipeline.sim.present import BATCH_NEURONS, inference_batch_size
+
+    def size(n, *more):
+        cfg = load_config("diehl-cook-400", [f"network.n_excitatory={n}", *more])
+        return inference_batch_size(SpikingNetwork(cfg))
+
+    assert BATCH_NEURONS == 8192
+    assert (size(100), size(400), size(1600), size(6400), size(9000)) == (81, 20, 5, 1, 1)
+    assert size(400, "evaluate.batch_digits=4") == 4
+
+
 def test_quiet_digit_is_retried(digits):
     """A nearly blank digit with min_spikes large is shown again at raised rates (max_retries)."""
     net = SpikingNetwork(_config("encoding.min_spikes=1000", "encoding.max_retries=2"))
