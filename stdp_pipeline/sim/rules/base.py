@@ -76,11 +76,5 @@ def last_spike_times(n_pixels: int) -> tf.Tensor:
 
 
 def note_spikes(last: tf.Tensor, pixels: tf.Tensor, now_ms: tf.Tensor) -> tf.Tensor:
-    """``last[pixels] = now_ms`` (a padding entry, index ``n_pixels``, may be written too).
-    ``last`` ``[P + 1]`` and ``pixels`` ``[K]``, or per network (:mod:`stdp_pipeline.sim.stack`)
-    ``[B, P + 1]`` and ``[B, K]``."""
-    if pixels.shape.rank == 2:
-        network = tf.broadcast_to(tf.range(tf.shape(pixels)[0])[:, None], tf.shape(pixels))
-        where = tf.stack([network, pixels], axis=-1)
-        return tf.tensor_scatter_nd_update(last, where, tf.fill(tf.shape(pixels), now_ms))
+    """``last[pixels] = now_ms`` (a padding entry, index ``n_pixels``, may be written too)."""
     return tf.tensor_scatter_nd_update(last, pixels[:, None], tf.fill(tf.shape(pixels), now_ms))

@@ -32,14 +32,6 @@ def test_last_spike_times_and_note_spikes():
     np.testing.assert_array_equal(last.numpy(), [1.5, -1e9, 3.0, -1e9])
 
 
-def test_note_spikes_per_network():
-    """With a leading network axis each network's own inputs are written, the others kept."""
-    last = tf.tile(base.last_spike_times(3)[None], [2, 1])
-    got = base.note_spikes(last, tf.constant([[1, 3], [0, 0]]), tf.constant(2.5)).numpy()
-    assert got[0, 1] == got[0, 3] == got[1, 0] == 2.5
-    assert (got[0, [0, 2]] <= -1e8).all() and (got[1, 1:] <= -1e8).all()
-
-
 def test_fired_in_order():
     """The indices of the neurons that fired, ascending, in the first n_fired places; jitted
     (the learning programs run it under XLA)."""
