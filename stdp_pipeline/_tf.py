@@ -39,10 +39,11 @@ def _op_threads() -> int:
     return int(raw)
 
 
-if _op_threads() > 0:
+_THREADS = _op_threads()
+if _THREADS > 0:
     # RuntimeError: TensorFlow was initialised before this package was imported
     with contextlib.suppress(RuntimeError):
-        tf.config.threading.set_intra_op_parallelism_threads(_op_threads())
+        tf.config.threading.set_intra_op_parallelism_threads(_THREADS)
 tf.autograph.set_verbosity(0)
 
 __all__ = ["tf"]

@@ -64,7 +64,7 @@ def run_evaluate(run: RunDir, *, progress: bool | None = None) -> dict:
 
     ``metrics["pixels_linear"]``: the baseline the read-out is judged against, the same logistic
     regression fitted on the raw pixels of the assignment digits, tested on the same test digits
-    (about 45 s for 60,000 digits on 2 cores)."""
+    (49-74 s for 60,000 digits on 2 cores, measured)."""
     from stdp_pipeline.sim.present import respond
     from stdp_pipeline.stages.plots import plot_confusion
 

@@ -18,6 +18,12 @@ from stdp_pipeline._tf import tf
 from stdp_pipeline.labels import N_CLASSES
 
 
+def _features(values: np.ndarray, log: bool) -> np.ndarray:
+    """The read-out's features before standardising: ``log(1 + values)``, or the values."""
+    x = np.asarray(values, np.float64)
+    return np.log1p(x) if log else x
+
+
 @dataclass(frozen=True)
 class LinearReadout:
     """Fitted read-out: ``weights`` ``[N, C]``, ``bias`` ``[C]``, feature ``mean``/``scale``
@@ -31,8 +37,7 @@ class LinearReadout:
 
     def scores(self, counts: np.ndarray) -> np.ndarray:
         """Class scores (logits) ``[M, C]`` of spike counts (or pixels) ``[M, N]``."""
-        x = np.asarray(counts, np.float64)
-        x = ((np.log1p(x) if self.log else x) - self.mean) / self.scale
+        x = (_features(counts, self.log) - self.mean) / self.scale
         return x @ self.weights + self.bias
 
     def predict(self, counts: np.ndarray) -> np.ndarray:
@@ -51,8 +56,7 @@ def fit_readout(
 ) -> LinearReadout:
     """Fit the read-out on spike counts ``[M, N]`` and labels ``[M]`` (see module docstring);
     ``log=False`` fits on the values themselves (pixels)."""
-    x = np.asarray(counts, np.float64)
-    x = np.log1p(x) if log else x
+    x = _features(counts, log)
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale[scale == 0] = 1.0

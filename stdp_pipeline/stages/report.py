@@ -199,8 +199,8 @@ def comparison_table(
     seen: set = set()
     kept = []
     for row in measured:  # one baseline row per set of digits
-        key = (row["train_digits"], row["note"], row["accuracy"])
         if row["source"] == "baseline":
+            key = (row["train_digits"], row["note"], row["accuracy"])
             if key in seen:
                 continue
             seen.add(key)
