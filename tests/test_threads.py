@@ -24,7 +24,10 @@ def _probe(value: str | None) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize(("value", "threads"), [(None, "1"), ("3", "3"), ("0", "0")])
+@pytest.mark.parametrize(
+    ("value", "threads"),
+    [(None, "1"), ("3", "3"), pytest.param("0", "0", marks=pytest.mark.slow)],  # 0: TF's own
+)
 def test_op_threads_default_one_and_settable(value, threads):
     out = _probe(value)
     assert out.returncode == 0, out.stderr

@@ -31,6 +31,7 @@ from stdp_pipeline.cli.common import (
 )
 from stdp_pipeline.cli.data import data
 from stdp_pipeline.cli.report import compare, curves, fields, reconstruct
+from stdp_pipeline.cli.seeds import SEEDS, SEEDS_PARSE, WORKERS
 from stdp_pipeline.cli.sweep import sweep
 from stdp_pipeline.stages.table import STAGES
 
@@ -180,6 +181,8 @@ def config_keys() -> None:
 @_CONFIG
 @_SET
 @DATA_DIR
+@SEEDS
+@WORKERS
 @QUIET
 @click.pass_context
 @friendly
@@ -189,6 +192,8 @@ def encode(
     config_source: str,
     overrides: tuple[str, ...],
     data_dir: str | None,
+    seeds: list[int] | None,
+    workers: int | None,
 ) -> None:
     """Resolve the config and store the digits each stage will see.
 
@@ -197,13 +202,21 @@ def encode(
     digit's spikes are a pure function of (seed, stage, digit index). A data set that is not in
     the data folder is downloaded there first (checksummed; STDP_NO_DOWNLOAD=1 turns that off).
 
+    With --seeds S,S,...: a seeds folder, one run directory RUN_DIR/seed=<s> per seed, which
+    train, assign and evaluate then take as a whole (each seed's run, side by side).
+
     \b
     Examples:
       stdp-pipeline encode results/dc100 --config diehl-cook-100
       stdp-pipeline encode results/dc100-s1 --config diehl-cook-100 --set seed=1
+      stdp-pipeline encode results/dc100-seeds --config diehl-cook-100 --seeds 0,1,2
     """
     from stdp_pipeline.io.config import load_config
     from stdp_pipeline.stages.encode import run_encode
+
+    if seeds is not None:
+        _seeds(ctx, run_dir, config_source, overrides, seeds, ("encode",), {}, workers, data_dir)
+        return
 
     cfg = load_config(config_source, overrides)
     run = run_encode(
@@ -232,6 +245,15 @@ def encode(
     help="Stop at the first training health flag (a degenerate run), with a checkpoint to "
     "--resume from; without it each flag prints one warning line.",
 )
+@click.option(
+    "--seeds",
+    "seeds",
+    default=None,
+    metavar="S,S,...",
+    callback=SEEDS_PARSE,
+    help="On a seeds folder (encode --seeds): train these seeds only [default: all of them].",
+)
+@WORKERS
 @QUIET
 @click.pass_context
 @friendly
@@ -242,11 +264,17 @@ def train(
     limit: int | None,
     resume: bool,
     strict: bool,
+    seeds: list[int] | None,
+    workers: int | None,
 ) -> None:
     """Learn without labels: STDP on the training digits, in order.
 
     Writes RUN_DIR/model.npz (weights, thresholds), train_log.csv (one row per digit),
     train_curve.csv (one row per chunk) and checkpoints/ every train.checkpoint_every digits.
+
+    RUN_DIR may be a seeds folder (made by encode --seeds or run --seeds): then every seed's
+    network is trained, side by side on a local Ray (--workers at a time, default one per core);
+    seeds already trained are skipped and a cut-off seed resumes from its checkpoint.
 
     \b
     Examples:
@@ -254,10 +282,15 @@ def train(
       stdp-pipeline train results/dc100 --limit 2000
       stdp-pipeline train results/dc100 --resume      # after an interruption
       stdp-pipeline train results/dc100 --strict      # stop if training degenerates
+      stdp-pipeline train results/dc100-seeds --seeds 0,1
     """
     from stdp_pipeline.io.atomic import WriteError
     from stdp_pipeline.io.rundir import RunDir
     from stdp_pipeline.stages.train import run_train
+
+    options = _train_options(epochs, limit, strict)
+    if _on_folder(ctx, run_dir, "train", seeds, workers, options):
+        return
 
     run = RunDir(run_dir)
     try:
@@ -278,19 +311,22 @@ def train(
 
 @main.command()
 @RUN_DIR
+@WORKERS
 @QUIET
 @click.pass_context
 @friendly
-def assign(ctx: click.Context, run_dir: Path) -> None:
+def assign(ctx: click.Context, run_dir: Path, workers: int | None) -> None:
     """Assign each neuron the class it responds to most (learning off).
 
     Presents the assignment slice (labelled training digits, never test digits) and writes
-    RUN_DIR/assignments.npz.
+    RUN_DIR/assignments.npz. On a seeds folder: every seed's run.
 
     \b
     Example:
       stdp-pipeline assign results/dc100
     """
+    if _on_folder(ctx, run_dir, "assign", None, workers, {}):
+        return
     from stdp_pipeline.io.rundir import RunDir
     from stdp_pipeline.stages.assign import run_assign
 
@@ -300,20 +336,24 @@ def assign(ctx: click.Context, run_dir: Path) -> None:
 
 @main.command()
 @RUN_DIR
+@WORKERS
 @QUIET
 @click.pass_context
 @friendly
-def evaluate(ctx: click.Context, run_dir: Path) -> None:
+def evaluate(ctx: click.Context, run_dir: Path, workers: int | None) -> None:
     """Classify the test digits by the assigned neurons' votes.
 
     Writes RUN_DIR/metrics.json (accuracy per voting scheme, "all_activity" and "proportion",
     and of a linear read-out fitted on the assignment slice, "linear"), confusion.csv and
-    confusion.png.
+    confusion.png. On a seeds folder: every seed's run, then the mean and spread over the seeds
+    in RUN_DIR/summary.csv.
 
     \b
     Example:
       stdp-pipeline evaluate results/dc100
     """
+    if _on_folder(ctx, run_dir, "evaluate", None, workers, {}):
+        return
     from stdp_pipeline.io.rundir import RunDir
     from stdp_pipeline.stages.evaluate import run_evaluate
 
@@ -329,6 +369,8 @@ def evaluate(ctx: click.Context, run_dir: Path) -> None:
 @click.option("--epochs", type=int, default=None, help="Override train.epochs.")
 @click.option("--limit", type=int, default=None, help="Train on the first N digits only.")
 @click.option("--strict", is_flag=True, help="Stop training at the first training health flag.")
+@SEEDS
+@WORKERS
 @QUIET
 @click.pass_context
 @friendly
@@ -342,15 +384,20 @@ def run_all(
     epochs: int | None,
     limit: int | None,
     strict: bool,
+    seeds: list[int] | None,
+    workers: int | None,
 ) -> None:
     from stdp_pipeline.io.atomic import WriteError
     from stdp_pipeline.io.config import load_config
     from stdp_pipeline.stages.table import STAGE_NAMES, run_stages
 
     finished: list[str] = []
-    train_options: dict[str, Any] = {"epochs": epochs, "limit": limit}
-    if strict:  # only when given; the train stage's default is False
-        train_options["strict"] = True
+    train_options = _train_options(epochs, limit, strict)
+    if seeds is not None:
+        options = {"train": train_options}
+        stages = STAGE_NAMES
+        _seeds(ctx, run_dir, config_source, overrides, seeds, stages, options, workers, data_dir)
+        return
 
     def on_result(stage: Any, run: Any, result: Any) -> None:
         finished.append(stage.name)
@@ -378,6 +425,57 @@ def run_all(
         if isinstance(err, WriteError):
             raise one_line(f"{err}; after that, {how}") from None
         raise Interrupted(f"`stdp-pipeline run` stopped in stage '{current}'; {how}") from None
+
+
+def _train_options(epochs: int | None, limit: int | None, strict: bool) -> dict[str, Any]:
+    """The train stage's arguments from ``--epochs``, ``--limit`` and ``--strict``."""
+    options: dict[str, Any] = {"epochs": epochs, "limit": limit}
+    if strict:  # only when given; the train stage's default is False
+        options["strict"] = True
+    return options
+
+
+def _seeds(
+    ctx: click.Context,
+    run_dir: Path,
+    config_source: str,
+    overrides: tuple[str, ...],
+    seeds: list[int],
+    stages: tuple[str, ...],
+    options: dict[str, Any],
+    workers: int | None,
+    data_dir: str | None,
+) -> None:
+    """``encode``/``run`` with ``--seeds``: one run directory per seed in the seeds folder."""
+    from stdp_pipeline.cli.seeds import new_seeds_spec, run_seeds
+
+    spec = new_seeds_spec(run_dir, config_source, overrides, seeds, stages, options)
+    run_seeds(ctx, run_dir, spec, workers=workers, data_dir=data_dir)
+
+
+def _on_folder(
+    ctx: click.Context,
+    run_dir: Path,
+    name: str,
+    seeds: list[int] | None,
+    workers: int | None,
+    options: dict[str, Any],
+) -> bool:
+    """Run stage ``name`` on every run of the seeds folder ``run_dir`` (``seeds``: these only);
+    False when ``run_dir`` is not a seeds folder (the stage then runs on it as on one run)."""
+    from stdp_pipeline.cli.seeds import is_seeds_folder, run_seeds
+    from stdp_pipeline.sweep.spec import folder_sweep
+
+    if not is_seeds_folder(run_dir):
+        if seeds is not None:
+            raise one_line(
+                f"--seeds: {run_dir} is a single run, not a seeds folder (make one with "
+                "`stdp-pipeline encode RUN_DIR --config ... --seeds 0,1,2`)"
+            )
+        return False
+    spec = folder_sweep(run_dir, (name,), options={name: options} if options else None)
+    run_seeds(ctx, run_dir, spec, workers=workers, data_dir=None, only_seeds=seeds)
+    return True
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -110,6 +110,7 @@ def run_sweep(
     progress: bool | None = None,
     command: Sequence[str] = (),
     say: Callable[[str], None] | None = None,
+    only_seeds: Sequence[int] | None = None,
 ) -> SweepOutcome:
     """Run the sweep ``spec`` into ``folder`` (see the module docstring). Returns what was done;
     raises :class:`SweepInterrupted` after Ctrl-C (the summary is written first) and
@@ -118,31 +119,45 @@ def run_sweep(
 
     ``resume`` continues the sweep in ``folder``: finished runs are skipped, runs cut off (Ctrl-C,
     a lost cluster) run again from their checkpoints, and runs that failed stay failed (as in Ray
-    Tune) unless ``retry_failed`` (which implies ``resume``) runs them again too."""
+    Tune) unless ``retry_failed`` (which implies ``resume``) runs them again too.
+    ``only_seeds`` runs those seeds' runs alone; the others stay as they are, in the record and
+    the summary (``train FOLDER --seeds 0,2`` on a seeds folder)."""
     if workers is not None and workers < 1:
         raise PipelineError(f"--workers {workers}: must be >= 1")
     folder = Path(folder).absolute()
     resume = resume or retry_failed
     _check_folder(folder, spec, resume)
-    status = {r.relpath: run_status(folder / r.relpath, spec.stages) for r in spec.runs}
-    done = [r for r in spec.runs if status[r.relpath] == "finished"]
-    kept = [] if retry_failed else [r for r in spec.runs if status[r.relpath] == "failed"]
-    todo = [r for r in spec.runs if r not in done and r not in kept]
+    if only_seeds is not None:
+        missing = sorted(set(only_seeds) - set(spec.seeds))
+        if missing:
+            raise PipelineError(
+                f"--seeds: seed {missing[0]} is not in {folder} (its seeds: "
+                f"{', '.join(map(str, spec.seeds))})"
+            )
+    chosen = [r for r in spec.runs if only_seeds is None or r.seed in only_seeds]
+    status = {r.relpath: run_status(folder / r.relpath, spec.stages) for r in chosen}
+    done = [r for r in chosen if status[r.relpath] == "finished"]
+    kept = [] if retry_failed else [r for r in chosen if status[r.relpath] == "failed"]
+    todo = [r for r in chosen if r not in done and r not in kept]
     # all the first seeds first, so that the whole grid shows early
     todo.sort(key=lambda r: spec.seeds.index(r.seed))
-    outcome = SweepOutcome(folder, len(spec.runs), skipped=len(done), failed_before=len(kept))
+    outcome = SweepOutcome(folder, len(chosen), skipped=len(done), failed_before=len(kept))
     outcome.failed = [(r.relpath, _recorded_error(folder / r.relpath)) for r in kept]
-    data = _data_dir(spec, data_dir, progress, local=address is None) if todo else None
+    # only encode reads the data set; the later stages read what encode stored in each run
+    encodes = todo and "encode" in spec.stages
+    data = _data_dir(spec, data_dir, progress, local=address is None) if encodes else None
     plan = {**spec.plan(), "updated": _now()}
     atomic.write_json(folder / SWEEP_FILE, plan)
     say = say or (lambda line: None)
     before = [f"{len(done)} finished before, skipped"] if done else []
     if kept:
         before.append(f"{len(kept)} failed before, skipped (--retry-failed runs them again)")
-    say(
-        f"sweep {spec.name}: {len(spec.points)} point(s) x {len(spec.seeds)} seed(s) = "
-        f"{len(spec.runs)} run(s) in {folder}" + "".join(f"; {b}" for b in before)
-    )
+    if spec.axes or len(spec.points) > 1:
+        what = f"sweep {spec.name}: {len(spec.points)} point(s) x {len(spec.seeds)} seed(s) = "
+    else:  # a seeds folder: one config, several seeds
+        seeds = [r.seed for r in chosen]
+        what = f"{', '.join(spec.stages)} of seeds {','.join(map(str, seeds))}: "
+    say(f"{what}{len(chosen)} run(s) in {folder}" + "".join(f"; {b}" for b in before))
     if todo:
         try:
             _run_on_ray(spec, folder, todo, outcome, workers, address, data, progress, command, say)
@@ -410,6 +425,7 @@ def _task(
         "command": list(command),
         "threads": slots.threads,
         "gpu": slots.gpus > 0,
+        "options": {name: dict(opts) for name, opts in spec.options.items()},
     }
 
 

@@ -63,7 +63,7 @@ import re
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +151,9 @@ class SweepSpec:
     resources: Resources
     runs: tuple[RunSpec, ...]
     raw: Mapping[str, Any]
+    #: Arguments of the stage functions beyond their defaults, per stage (e.g. ``{"train":
+    #: {"epochs": 2}}``): what ``--epochs``, ``--limit`` and ``--strict`` give a seeds run.
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def swept(self) -> tuple[str, ...]:
@@ -174,6 +177,7 @@ class SweepSpec:
             "points": [{"name": p.name, "overrides": dict(p.overrides)} for p in self.points],
             "runs": [{"point": r.point.name, "seed": r.seed, "path": r.relpath} for r in self.runs],
             "file": dict(self.raw),
+            "options": {name: dict(opts) for name, opts in self.options.items()},
         }
 
 
@@ -277,6 +281,107 @@ def load_sweep(path: str | Path) -> SweepSpec:
         runs=tuple(runs),
         raw=raw,
     )
+
+
+def seeds_sweep(
+    base: str,
+    overrides: Sequence[str],
+    seeds: Sequence[int],
+    *,
+    name: str,
+    stages: Sequence[str],
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> SweepSpec:
+    """One config (a preset or file ``base`` plus ``--set`` ``overrides``) with several
+    ``seeds``: ``stdp-pipeline run --seeds`` and ``encode --seeds``. Each seed is one run,
+    ``seed=<s>/`` in the folder (no point folder: nothing is swept); ``stages`` are run in table
+    order with ``options`` (per stage, e.g. ``{"train": {"epochs": 2}}``).
+
+    Raises :class:`PipelineError` with one line for a bad config, override or seed list."""
+    from stdp_pipeline.io.config import load_config, parse_override
+
+    config = load_config(base, overrides)
+    seeds = _seeds(list(seeds), config.seed, "--seeds")
+    where = f"--seeds {','.join(map(str, seeds))}"
+    stage_names = _stage_order(stages, where)
+    point = Point("base", {})
+    fixed = dict(parse_override(item) for item in overrides)
+    d = config.to_dict()
+    runs = tuple(
+        RunSpec(point, s, f"seed={s}", ExperimentConfig.from_dict({**d, "seed": s})) for s in seeds
+    )
+    return SweepSpec(
+        name=name,
+        source=Path(base).resolve() if Path(base).exists() else Path(base),
+        base=base,
+        fixed=fixed,
+        axes=(),
+        points=(point,),
+        seeds=seeds,
+        stages=stage_names,
+        metric="all_activity",
+        resources=Resources(),
+        runs=runs,
+        raw={"base": base, "set": fixed, "seeds": list(seeds)},
+        options={k: dict(v) for k, v in (options or {}).items()},
+    )
+
+
+def folder_sweep(
+    folder: str | Path,
+    stages: Sequence[str],
+    *,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> SweepSpec:
+    """The runs of an existing seeds folder or sweep folder (``sweep.json`` and each run's own
+    ``config.json``), to run ``stages`` on them: ``stdp-pipeline train FOLDER`` (and ``assign``,
+    ``evaluate``) on a folder made by ``encode --seeds``. A run that was never encoded is
+    refused, naming it."""
+    from stdp_pipeline.io.rundir import RunDir
+    from stdp_pipeline.sweep.summary import read_plan
+
+    folder = Path(folder)
+    plan = read_plan(folder)
+    stage_names = _stage_order(stages, str(folder))
+    points = {p["name"]: Point(p["name"], dict(p["overrides"])) for p in plan.get("points", [])}
+    runs = []
+    for entry in plan["runs"]:
+        try:
+            config = RunDir(folder / entry["path"]).config()
+        except PipelineError as err:
+            raise PipelineError(f"{err} (run `stdp-pipeline encode` with --seeds first)") from None
+        point = points.get(entry["point"], Point(entry["point"], {}))
+        runs.append(RunSpec(point, int(entry["seed"]), entry["path"], config))
+    axes = tuple(
+        Axis(a["key"], a["kind"], tuple(a["values"]), bool(a.get("log")))
+        for a in plan.get("axes", [])
+    )
+    return SweepSpec(
+        name=str(plan.get("name", folder.name)),
+        source=Path(str(plan.get("source", folder))),
+        base=str(plan.get("base", "")),
+        fixed=dict(plan.get("set", {})),
+        axes=axes,
+        points=tuple(points.values()) or tuple({r.point.name: r.point for r in runs}.values()),
+        seeds=tuple(sorted({r.seed for r in runs})),
+        stages=stage_names,
+        metric=str(plan.get("metric", "all_activity")),
+        resources=Resources(),
+        runs=tuple(runs),
+        raw=dict(plan.get("file", {})),
+        options={k: dict(v) for k, v in (options or {}).items()},
+    )
+
+
+def _stage_order(stages: Sequence[str], where: str) -> tuple[str, ...]:
+    """``stages`` in table order, each known, with every stage it needs either in ``stages``
+    or (for a folder whose runs exist) left to the runs' own records."""
+    from stdp_pipeline.stages.table import STAGE_NAMES
+
+    for name in stages:
+        if name not in STAGE_NAMES:
+            raise PipelineError(f"{where}: no stage '{name}'{_hint(name, STAGE_NAMES)}")
+    return tuple(s for s in STAGE_NAMES if s in stages)
 
 
 # --- the parts of the file ------------------------------------------------------------------------

@@ -67,7 +67,9 @@ def run_point(task: Mapping[str, Any]) -> dict[str, Any]:
 
     ``task`` holds ``path`` (absolute), ``config`` (``ExperimentConfig.to_dict()``), ``stages``
     (names, in table order), ``data_dir`` (or None), ``command`` (recorded in the manifest),
-    ``threads`` (TensorFlow threads) and ``gpu`` (whether the task holds a GPU share).
+    ``threads`` (TensorFlow threads), ``gpu`` (whether the task holds a GPU share) and
+    ``options`` (optional: per stage name, arguments beyond the stage's defaults, e.g.
+    ``{"train": {"epochs": 2}}``).
 
     Returns ``{"status": "finished" | "failed", "error": one line or None, "stage": the stage
     that failed or None, "traceback": text or None, "accuracy": metrics.json's accuracy or None,
@@ -127,7 +129,8 @@ def _run_stage(name: str, path: Path, task: Mapping[str, Any]) -> Any:
             return run.read_json("metrics.json")
         return run.manifest()["stages"][name]
     shared = {"data_dir": task.get("data_dir"), "command": list(task["command"]), "progress": False}
-    kwargs = row.arguments(**{k: v for k, v in shared.items() if k in row.defaults})
+    given = {k: v for k, v in shared.items() if k in row.defaults}
+    kwargs = row.arguments(**given, **task.get("options", {}).get(name, {}))
     if name == "train":
         kwargs["resume"] = bool(run.checkpoints())  # a task rerun after its worker died
     if row.creates_run:

@@ -364,7 +364,9 @@ def test_shared_options_read_the_same_everywhere():
     assert data_dir is not None and data_dir == _help_record(main.commands["run"], "--data-dir")
 
 
-@pytest.mark.parametrize("where", ["group", "command", "short", "none"])
+@pytest.mark.parametrize(
+    "where", ["group", "command", pytest.param("short", marks=pytest.mark.slow), "none"]
+)
 def test_quiet_silences_the_progress_bars(trained_run, monkeypatch, where):
     """--quiet before or after the command (or -q) turns the bars off even when STDP_PROGRESS
     turns them on; without it the bars are drawn."""
