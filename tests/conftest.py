@@ -37,3 +37,15 @@ def _no_download(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reaches the internet by accident: a missing data set fails at once instead of
     being downloaded. Tests of the download unset this and serve the files from 127.0.0.1."""
     monkeypatch.setenv("STDP_NO_DOWNLOAD", "1")
+
+
+@pytest.fixture(scope="session")
+def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stdp-cache")
+
+
+@pytest.fixture(autouse=True)
+def _cache_dir(monkeypatch: pytest.MonkeyPatch, _session_cache: Path) -> None:
+    """The on-disk cache (the raw-pixel baseline) goes to one folder per test session, never to
+    the home folder: tests on the same digits share it, as runs do."""
+    monkeypatch.setenv("STDP_CACHE_DIR", str(_session_cache))

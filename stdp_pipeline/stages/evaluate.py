@@ -64,7 +64,8 @@ def run_evaluate(run: RunDir, *, progress: bool | None = None) -> dict:
 
     ``metrics["pixels_linear"]``: the baseline the read-out is judged against, the same logistic
     regression fitted on the raw pixels of the assignment digits, tested on the same test digits
-    (49-74 s for 60,000 digits on 2 cores, measured)."""
+    (49-74 s for 60,000 digits on 2 cores, measured; then read from the on-disk cache for the
+    same digits, :mod:`stdp_pipeline.io.cache`)."""
     from stdp_pipeline.sim.present import respond
     from stdp_pipeline.stages.plots import plot_confusion
 
