@@ -117,11 +117,16 @@ def run_seeds(
             run_dir,
             workers=workers,
             resume=True,  # the same command again continues; a changed config is refused
+            retry_failed=True,  # and runs the seeds that failed again
             data_dir=data_dir,
             progress=progress_setting(ctx),
             command=sys.argv,
             say=click.echo,
             only_seeds=only_seeds,
+            hints={
+                "continue": "run the same command again to continue",
+                "changed": "this seeds folder was made with the other config",
+            },
         )
     except SweepInterrupted as stop:
         raise Interrupted(str(stop)) from None

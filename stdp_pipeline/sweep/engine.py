@@ -32,7 +32,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,14 @@ _POLL_S = 0.5
 RAY_LOG = "ray.log"
 #: The local Ray's shared-memory object store: tasks pass small dicts only.
 _OBJECT_STORE_BYTES = 128 * 1024**2
+
+
+#: The advice in messages of ``sweep`` (``run_sweep``'s ``hints`` rewords it for other commands).
+_HINTS = {
+    "continue": "continue with --resume",
+    "changed": "the sweep file changed since this run was made: give another --out, or remove "
+    "that run directory",
+}
 
 
 class SweepInterrupted(Exception):
@@ -111,6 +119,7 @@ def run_sweep(
     command: Sequence[str] = (),
     say: Callable[[str], None] | None = None,
     only_seeds: Sequence[int] | None = None,
+    hints: Mapping[str, str] | None = None,
 ) -> SweepOutcome:
     """Run the sweep ``spec`` into ``folder`` (see the module docstring). Returns what was done;
     raises :class:`SweepInterrupted` after Ctrl-C (the summary is written first) and
@@ -121,12 +130,15 @@ def run_sweep(
     a lost cluster) run again from their checkpoints, and runs that failed stay failed (as in Ray
     Tune) unless ``retry_failed`` (which implies ``resume``) runs them again too.
     ``only_seeds`` runs those seeds' runs alone; the others stay as they are, in the record and
-    the summary (``train FOLDER --seeds 0,2`` on a seeds folder)."""
+    the summary (``train FOLDER --seeds 0,2`` on a seeds folder). ``hints`` words the advice
+    in messages for another command than ``sweep``: ``"continue"`` (after Ctrl-C) and
+    ``"changed"`` (a run directory made under another config)."""
+    hints = {**_HINTS, **(hints or {})}
     if workers is not None and workers < 1:
         raise PipelineError(f"--workers {workers}: must be >= 1")
     folder = Path(folder).absolute()
     resume = resume or retry_failed
-    _check_folder(folder, spec, resume)
+    _check_folder(folder, spec, resume, hints["changed"])
     if only_seeds is not None:
         missing = sorted(set(only_seeds) - set(spec.seeds))
         if missing:
@@ -167,8 +179,8 @@ def run_sweep(
             left = outcome.total - finished - len(outcome.failed)
             raise SweepInterrupted(
                 f"{finished} of {outcome.total} runs finished, {len(outcome.failed)} failed, "
-                f"{left} not done (summary so far in {outcome.summary['summary']}); continue "
-                "with --resume"
+                f"{left} not done (summary so far in {outcome.summary['summary']}); "
+                f"{hints['continue']}"
             ) from None
     table, outcome.summary = write_summary(folder)
     if len(table) and not table["accuracy_mean"].isna().iloc[0]:
@@ -188,7 +200,7 @@ def _recorded_error(run_dir: Path) -> str:
 
 
 # --- before Ray --------------------------------------------------------------------------------
-def _check_folder(folder: Path, spec: SweepSpec, resume: bool) -> None:
+def _check_folder(folder: Path, spec: SweepSpec, resume: bool, changed: str) -> None:
     from stdp_pipeline.io.rundir import CONFIG_FILE, RunDir
 
     if folder.exists() and not folder.is_dir():
@@ -208,10 +220,7 @@ def _check_folder(folder: Path, spec: SweepSpec, resume: bool) -> None:
             try:
                 RunDir(path).check_config(run.config)
             except PipelineError as err:
-                raise PipelineError(
-                    f"{err} (the sweep file changed since this run was made: give another --out, "
-                    "or remove that run directory)"
-                ) from None
+                raise PipelineError(f"{err} ({changed})") from None
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:

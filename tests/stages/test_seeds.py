@@ -135,7 +135,8 @@ def test_seeds_run_matches_single_runs_and_summarizes(tmp_path: Path, mnist_dir:
     # another config into the same folder is refused before anything runs
     other = [*_sets(), "--set", "data.test_digits=30", "--seeds", "0,1"]
     changed = CliRunner().invoke(main, ["run", str(out), "--config", "diehl-cook-100", *other])
-    assert changed.exit_code == 2 and "data.test_digits" in changed.output
+    assert changed.exit_code == 2 and "data.test_digits: 20 -> 30" in changed.output
+    assert "(this seeds folder was made with the other config)" in changed.output
 
     # the stages on the folder: a seed it does not hold, a single run given --seeds
     bad = CliRunner().invoke(main, ["train", str(out), "--seeds", "5"])
@@ -179,3 +180,15 @@ def test_seeds_folder_stage_by_stage(tmp_path: Path, mnist_dir: Path) -> None:
     assert "2 seed(s), mean ± standard deviation" in result.output
     table = pd.read_csv(out / "summary.csv")
     assert table["seeds"][0] == 2 and not np.isnan(table["all_activity_mean"][0])
+
+    # a seed that fails is reported in one line, exit status 1; the same command runs it again
+    bad = tmp_path / "bad"
+    args = ["run", str(bad), "--config", "diehl-cook-100", *_sets(), "--set",
+            "data.test_digits=20000", "--data-dir", str(mnist_dir), "--seeds", "3"]  # fmt: skip
+    for _ in range(2):
+        result = CliRunner().invoke(main, ["--quiet", *args])
+        assert result.exit_code == 1
+        assert "seed 3: failed: encode: test_digits = 20000: only 10000 test digits" in (
+            result.output
+        )
+        assert "failed before" not in result.output
