@@ -374,8 +374,9 @@ def folder_sweep(
 
 
 def _stage_order(stages: Sequence[str], where: str) -> tuple[str, ...]:
-    """``stages`` in table order, each known, with every stage it needs either in ``stages``
-    or (for a folder whose runs exist) left to the runs' own records."""
+    """``stages`` in table order, each a known stage. What a stage needs is not checked here:
+    for a folder's runs it may have run before, and a stage whose input is missing fails that
+    run alone, with its one-line error."""
     from stdp_pipeline.stages.table import STAGE_NAMES
 
     for name in stages:
