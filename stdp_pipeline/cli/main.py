@@ -109,6 +109,11 @@ def _run_help() -> str:
             "Examples:",
             "  stdp-pipeline run results/dc100 --config diehl-cook-100",
             "  stdp-pipeline run results/quick --config scripts/configs/diehl-cook-100-quick.toml",
+            "  stdp-pipeline run results/dc100-seeds --config diehl-cook-100 --seeds 0,1,2",
+            "",
+            "With --seeds: one run directory per seed, RUN_DIR/seed=<s>, side by side on a local "
+            "Ray; the mean and spread over the seeds in RUN_DIR/summary.csv. The same command "
+            "again continues.",
         ]
     )
 
