@@ -395,13 +395,16 @@ def sweep_rows(sweep_dir: str | os.PathLike[str]) -> list[dict]:
     """The rows of a sweep's best point (by the sweep's metric), one per voting scheme, like
     :func:`measured_rows` but with the mean accuracy and training time over the point's finished
     seeds; ``model`` is ``<sweep>: <point>``, ``run`` the point's folder, and the note says how
-    many points and seeds. Empty when no run of the sweep has finished."""
+    many points and seeds. A seeds folder (``run --seeds``) gives its config's rows with the mean
+    over its seeds, ``run`` the folder. Empty when no run of the sweep has finished."""
     from stdp_pipeline.sweep.summary import best_point
 
     best = best_point(sweep_dir)
     if best is None:
         return []
     per_seed = [measured_rows(run) for run in best["runs"]]
+    # a seeds folder (``run --seeds``): its runs lie in the folder itself, not in a point folder
+    seeds_folder = all(Path(run).parent == Path(sweep_dir) for run in best["runs"])
     rows = []
     for row in per_seed[0]:
         if row["source"] == "baseline":  # the digits' baseline, not a mean over seeds
@@ -414,14 +417,19 @@ def sweep_rows(sweep_dir: str | os.PathLike[str]) -> list[dict]:
         seeds = f"mean of {best['seeds']} seed(s)" + (
             "" if math.isnan(spread) else f" ± {100 * spread:.2f}"
         )
-        note = f"best of {best['points']} point(s) of sweep {best['sweep']}, {seeds}"
+        if seeds_folder:  # one config, several seeds: the folder is the row
+            note, model, run = seeds, row["model"], str(Path(sweep_dir))
+        else:
+            note = f"best of {best['points']} point(s) of sweep {best['sweep']}, {seeds}"
+            model = f"{best['sweep']}: {best['point']}"
+            run = str(Path(sweep_dir) / best["point"])
         rows.append(
             {
                 **row,
-                "model": f"{best['sweep']}: {best['point']}",
+                "model": model,
                 "accuracy": best["mean"].get(scheme, row["accuracy"]),
                 "train_wall_s": sum(walls) / len(walls) if walls else None,
-                "run": str(Path(sweep_dir) / best["point"]),
+                "run": run,
                 "note": "; ".join(n for n in (note, row["note"]) if n),
             }
         )

@@ -127,6 +127,16 @@ def test_seeds_run_matches_single_runs_and_summarizes(tmp_path: Path, mnist_dir:
     mean = 100 * table["all_activity_mean"][0]
     assert f"2 seed(s), mean ± standard deviation: {mean:.2f} % ± " in result.output
 
+    # compare: the folder is one row per scheme, the mean over its seeds
+    result = _invoke("compare", str(out), "--out", str(tmp_path / "cmp"))
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(tmp_path / "cmp" / "comparison.csv")
+    rows = rows[rows["source"] == "measured"].set_index("scheme")
+    assert len(rows) == 3 and set(rows["run"]) == {str(out)}
+    assert set(rows["model"]) == {"diehl-cook-100"}
+    assert rows.loc["all activity", "accuracy"] == pytest.approx(table["all_activity_mean"][0])
+    assert rows.loc["linear", "note"].startswith("mean of 2 seed(s) ± ")
+
     # the same command again: both seeds finished before, Ray never starts
     again = _invoke("run", str(out), "--config", "diehl-cook-100", *_sets(), *data,
                     "--seeds", "0,1")  # fmt: skip
