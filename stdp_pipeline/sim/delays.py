@@ -158,7 +158,10 @@ def present_learning(
 
         return tf.while_loop(lambda m, w: m < n_fired, one, (tf.constant(0), w))[1]
 
-    def step(t, w, carry, layers, post1, post2, xhist, last_old, p1hist, buf, count, theta0):
+    def step(t, w, carry, layers, post1, post2, xhist, last_old, p1hist, buf, count, fired):
+        """Step ``t`` up to its depression; the potentiation at its excitatory spikes
+        (``fired``, returned) and the traces' reset are :func:`after_spikes`, run before step
+        ``t + 1`` (outside the inner loop: most steps have no spike)."""
         idx = slots[t]  # [K] pixels (pix = none)
         k_n = tf.shape(idx)[0]
         rows = tf.gather(w, idx)  # [K, N] weights at emission
@@ -190,12 +193,27 @@ def present_learning(
         rows_e = tf.gather(w, idx_e)
         new_rows = tf.clip_by_value(rows_e - rp.nu_pre * p1_at, 0.0, rp.w_max)
         w = tf.tensor_scatter_nd_update(w, idx_e[:, None], new_rows)
-        # potentiation at this step's excitatory spikes (post2 before them), then traces to 1
-        w = potentiate(t, w, post2, xhist, last_old, fired)
+        count = count + fired * tf.cast(t < shown, tf.float32)
+        return t + 1, w, carry, layers, post1, post2, xhist, last_old, p1hist, buf, count, fired
+
+    def after_spikes(t, w, post1, post2, xhist, last_old, fired):
+        """The end of step ``t - 1``: potentiation at its spikes (post2 before them), then the
+        post traces of the neurons that fired to 1."""
+        w = potentiate(t - 1, w, post2, xhist, last_old, fired)
         post1 = tf.where(fired > 0, 1.0, post1)
         post2 = tf.where(fired > 0, 1.0, post2)
-        count = count + fired * tf.cast(t < shown, tf.float32)
-        return t + 1, w, carry, layers, post1, post2, xhist, last_old, p1hist, buf, count, theta0
+        return w, post1, post2
+
+    def segment(t, w, carry, layers, post1, post2, xhist, last_old, p1hist, buf, count, fired):
+        """The end of the step that spiked, then steps until the next one with a spike."""
+        w, post1, post2 = after_spikes(t, w, post1, post2, xhist, last_old, fired)
+        state = (t, w, carry, layers, post1, post2, xhist, last_old, p1hist, buf, count, fired)
+        first = step(*state)  # always advance one step, then run on until a spike
+        return tf.while_loop(
+            lambda t, *rest: tf.logical_and(t < steps, tf.reduce_all(rest[-1] == 0)),
+            step,
+            first,
+        )
 
     init = (
         tf.constant(0),
@@ -209,10 +227,11 @@ def present_learning(
         tf.zeros([h, n]),
         tf.zeros([h, n]),
         tf.zeros([n]),
-        theta0,
+        tf.zeros([n]),
     )
-    out = tf.while_loop(lambda t, *_: t < steps, step, init)
-    _, w, carry, layers, post1, post2, xhist, last_old, _, _, count, _ = out
+    out = tf.while_loop(lambda t, *_: t < steps, segment, init)
+    t, w, carry, layers, post1, post2, xhist, last_old, _, _, count, fired = out
+    w, post1, post2 = after_spikes(t, w, post1, post2, xhist, last_old, fired)  # the last step
     theta = adapt.end(carry, theta0)
     if net.carried is not None:
         # the window holds only input-free steps now (rest >= H, checked): last_old is complete
