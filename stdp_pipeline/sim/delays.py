@@ -85,14 +85,18 @@ def currents(
     the presentation is not part of it)."""
     n = tf.shape(weights)[1]
     d = delays[:-1]
-    out = tf.zeros([b, steps, n])
-    for k in range(h):
+
+    def add_delay(k: tf.Tensor, out: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         wk = tf.where(d == k, weights, 0.0)
         y = tf.sparse.segment_sum(wk, ev.source, ev.segment, num_segments=b * steps)
         y = tf.reshape(y, [b, steps, n])
-        if k:
-            y = tf.pad(y[:, : steps - k], [[0, 0], [k, 0], [0, 0]])
-        out = out + y
+        y = tf.concat([tf.zeros([b, k, n]), y[:, : steps - k]], axis=1)  # k steps later
+        return k + 1, out + y
+
+    # A loop, not h unrolled additions: TensorFlow's graph optimiser rewrites a chain of adds
+    # into an accumulator with a named temporary variable, and two batches computed at once on
+    # two threads then collide on that name (AlreadyExistsError).
+    _, out = tf.while_loop(lambda k, _: k < h, add_delay, (tf.constant(0), tf.zeros([b, steps, n])))
     return out[:, :, None, :]
 
 

@@ -357,6 +357,26 @@ def test_delayed_inference_currents_and_counts(digits):
     np.testing.assert_allclose(cur, want, rtol=1e-5, atol=1e-6)
 
 
+def test_delayed_inference_batches_on_two_threads(mnist_dir, monkeypatch):
+    """Regression: batches of delayed inference computed at once on two threads (as assign and
+    evaluate do) once collided inside TensorFlow (AlreadyExistsError on a graph optimiser's
+    temporary variable) at 100 neurons and batches of 20 digits. The counts do not depend on
+    the batch size or on the threads."""
+    from stdp_pipeline.sim import present
+
+    images = data.load_split("mnist", "train", mnist_dir).images[:100].reshape(100, -1)
+    cfg = load_config("diehl-cook-100", ["network.input_delay_max_ms=10",
+                                         "evaluate.batch_digits=20"])  # fmt: skip
+    net = SpikingNetwork(cfg)
+    monkeypatch.setattr(present, "inference_workers", lambda: 2)
+    counts, _ = respond(net, images, np.arange(100), "assign")
+    assert counts.sum() > 100
+    monkeypatch.setattr(present, "inference_workers", lambda: 1)
+    monkeypatch.setattr(present, "inference_batch_size", lambda net: 100)
+    alone, _ = respond(net, images, np.arange(100), "assign")
+    np.testing.assert_array_equal(counts, alone)
+
+
 def test_training_with_every_switch_runs_and_is_deterministic(digits):
     """The original flavour's switches together, through the training driver (retries on)."""
     sets = [
