@@ -3,8 +3,10 @@
 One run directory per variant and seed, ``<out>/<variant>/seed<s>/`` (full MNIST by default: the
 preset's 60,000 training digits, labels from them, the 10,000 test digits), then a table of the
 all-activity and proportion accuracies, mean and spread (sample standard deviation) over seeds.
-Runs that already finished are reused, so the script can be stopped and started again, and the
-table can be printed from runs made elsewhere (``--summary-only``).
+Runs that already finished are reused and runs that were begun go on from where they stopped
+(training from its last checkpoint), so the script can be stopped and started again; a run that
+fails is reported and the others go on. The table can be printed from runs made elsewhere
+(``--summary-only``).
 
     python scripts/fidelity_ablation.py --neurons 100 --seeds 0,1,2 --out results/fidelity-100
     python scripts/fidelity_ablation.py --neurons 100 --out results/fidelity-100 --summary-only
@@ -48,18 +50,45 @@ def run_dir(out: Path, variant: str, seed: int) -> Path:
     return out / _slug(variant) / f"seed{seed}"
 
 
-def run(neurons: int, variant: str, seed: int, out: Path) -> None:
-    """One run with every stage, unless its metrics are there already."""
+#: The stages each run goes through, in order (``stdp-pipeline run``'s).
+STAGES = ("encode", "train", "assign", "evaluate", "fields", "reconstruct", "curves")
+
+
+def _done(target: Path) -> set[str]:
+    """The stages the run directory records as finished (and not stale)."""
+    try:
+        stages = json.loads((target / "manifest.json").read_text())["stages"]
+    except (OSError, ValueError, KeyError):
+        return set()
+    return {name for name, rec in stages.items() if isinstance(rec, dict) and not rec.get("stale")}
+
+
+def run(neurons: int, variant: str, seed: int, out: Path) -> bool:
+    """One run with every stage, unless its metrics are there already. A run directory that was
+    begun (stopped, or a later stage failed) goes on from where it stopped: training resumes from
+    its last checkpoint and finished stages are kept. Returns whether every stage finished."""
     target = run_dir(out, variant, seed)
     if (target / "metrics.json").exists():
-        return
+        return True
     sets = VARIANTS[variant]
     preset = f"diehl-cook-{neurons}" + ("-original" if sets is None else "")
-    cmd = ["stdp-pipeline", "run", str(target), "--config", preset, "--set", f"seed={seed}"]
-    for s in sets or []:
-        cmd += ["--set", s]
-    print(" ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
+    if "encode" in _done(target):
+        todo = [s for s in STAGES if s not in _done(target)]
+        cmds = [
+            ["stdp-pipeline", name, str(target)] + (["--resume"] if name == "train" else [])
+            for name in todo
+        ]
+        if cmds and cmds[0][1] == "train" and not list((target / "checkpoints").glob("ckpt-*")):
+            cmds[0] = cmds[0][:-1]  # no checkpoint yet: train from the start
+    else:
+        cmd = ["stdp-pipeline", "run", str(target), "--config", preset, "--set", f"seed={seed}"]
+        cmds = [cmd + [arg for s in sets or [] for arg in ("--set", s)]]
+    for cmd in cmds:
+        print(" ".join(cmd), flush=True)
+        if subprocess.run(cmd).returncode != 0:
+            print(f"failed: {target} ({cmd[1]}); the other runs go on", flush=True)
+            return False
+    return True
 
 
 def summary(out: Path, seeds: list[int]) -> pd.DataFrame:
@@ -109,13 +138,17 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"Error: unknown variant {unknown[0]!r}; variants are {', '.join(VARIANTS)}")
         return 2
+    failed = []
     if not args.summary_only:
         for variant in chosen:
             for seed in seeds:
-                run(args.neurons, variant, seed, args.out)
+                if not run(args.neurons, variant, seed, args.out):
+                    failed.append(str(run_dir(args.out, variant, seed)))
     table = summary(args.out, seeds)
     print(markdown(table) if len(table) else "no finished runs")
-    return 0
+    for path in failed:
+        print(f"failed: {path} (run the same command again to go on from where it stopped)")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
