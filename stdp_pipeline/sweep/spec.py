@@ -154,6 +154,10 @@ class SweepSpec:
     #: Arguments of the stage functions beyond their defaults, per stage (e.g. ``{"train":
     #: {"epochs": 2}}``): what ``--epochs``, ``--limit`` and ``--strict`` give a seeds run.
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: The stages the folder's record names (``sweep.json``; the summary counts a run finished
+    #: when all are done) when they are more than ``stages``, the ones to run now: a stage run
+    #: over a seeds folder keeps the stages it was made with.
+    recorded_stages: tuple[str, ...] = ()
 
     @property
     def swept(self) -> tuple[str, ...]:
@@ -172,7 +176,7 @@ class SweepSpec:
                 for a in self.axes
             ],
             "seeds": list(self.seeds),
-            "stages": list(self.stages),
+            "stages": list(self.recorded_stages or self.stages),
             "metric": self.metric,
             "points": [{"name": p.name, "overrides": dict(p.overrides)} for p in self.points],
             "runs": [{"point": r.point.name, "seed": r.seed, "path": r.relpath} for r in self.runs],
@@ -343,6 +347,7 @@ def folder_sweep(
     folder = Path(folder)
     plan = read_plan(folder)
     stage_names = _stage_order(stages, str(folder))
+    recorded = _stage_order([*plan.get("stages", []), *stage_names], str(folder))
     points = {p["name"]: Point(p["name"], dict(p["overrides"])) for p in plan.get("points", [])}
     runs = []
     for entry in plan["runs"]:
@@ -370,6 +375,7 @@ def folder_sweep(
         runs=tuple(runs),
         raw=dict(plan.get("file", {})),
         options={k: dict(v) for k, v in (options or {}).items()},
+        recorded_stages=recorded,
     )
 
 

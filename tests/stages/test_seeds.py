@@ -167,6 +167,9 @@ def test_seeds_run_matches_single_runs_and_summarizes(tmp_path: Path, mnist_dir:
     assert "train of seeds 1: 1 run(s)" in result.output and "1 finished before" in result.output
     plan = json.loads((out / "sweep.json").read_text())
     assert [r["seed"] for r in plan["runs"]] == [0, 1]
+    every = ["encode", "train", "assign", "evaluate", "fields", "reconstruct", "curves"]
+    assert plan["stages"] == every  # the folder's stages, not just "train"
+    assert pd.read_csv(out / "summary.csv")["seeds"][0] == 2  # still both finished
 
 
 @pytest.mark.slow
@@ -180,6 +183,7 @@ def test_seeds_folder_stage_by_stage(tmp_path: Path, mnist_dir: Path) -> None:
     assert "seed 1: encoded 20 training, 20 assignment and 20 test digits" in result.output
     result = _invoke("train", str(out), "--seeds", "1", "--workers", "1")
     assert result.exit_code == 0, result.output
+    assert json.loads((out / "sweep.json").read_text())["stages"] == ["encode", "train"]
     assert (out / "seed=1" / "model.npz").exists() and not (out / "seed=0" / "model.npz").exists()
     result = _invoke("train", str(out))
     assert "1 finished before, skipped" in result.output
