@@ -72,8 +72,9 @@ def run(neurons: int, variant: str, seed: int, out: Path) -> bool:
         return True
     sets = VARIANTS[variant]
     preset = f"diehl-cook-{neurons}" + ("-original" if sets is None else "")
-    if "encode" in _done(target):
-        todo = [s for s in STAGES if s not in _done(target)]
+    done = _done(target)
+    if "encode" in done:
+        todo = [s for s in STAGES if s not in done]
         cmds = [
             ["stdp-pipeline", name, str(target)] + (["--resume"] if name == "train" else [])
             for name in todo

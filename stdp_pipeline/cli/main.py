@@ -31,7 +31,7 @@ from stdp_pipeline.cli.common import (
 )
 from stdp_pipeline.cli.data import data
 from stdp_pipeline.cli.report import compare, curves, fields, reconstruct
-from stdp_pipeline.cli.seeds import SEEDS, SEEDS_PARSE, WORKERS
+from stdp_pipeline.cli.seeds import SEEDS, WORKERS, seeds_option
 from stdp_pipeline.cli.sweep import sweep
 from stdp_pipeline.stages.table import STAGES
 
@@ -250,14 +250,7 @@ def encode(
     help="Stop at the first training health flag (a degenerate run), with a checkpoint to "
     "--resume from; without it each flag prints one warning line.",
 )
-@click.option(
-    "--seeds",
-    "seeds",
-    default=None,
-    metavar="S,S,...",
-    callback=SEEDS_PARSE,
-    help="On a seeds folder (encode --seeds): train these seeds only [default: all of them].",
-)
+@seeds_option("On a seeds folder (encode --seeds): train these seeds only [default: all of them].")
 @WORKERS
 @QUIET
 @click.pass_context

@@ -11,7 +11,7 @@ with its mean. Running the same command again continues: seeds whose stages are 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import click
 from stdp_pipeline.cli.common import Interrupted, one_line, progress_setting
 from stdp_pipeline.errors import PipelineError
 
-__all__ = ["SEEDS", "SEEDS_PARSE", "WORKERS", "is_seeds_folder", "new_seeds_spec", "run_seeds"]
+__all__ = ["SEEDS", "WORKERS", "is_seeds_folder", "new_seeds_spec", "run_seeds", "seeds_option"]
 
 
 def _parse_seeds(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
@@ -39,16 +39,17 @@ def _parse_seeds(ctx: click.Context, param: click.Parameter, value: str | None) 
     return seeds
 
 
-#: The ``--seeds`` parser (a click callback): a list of distinct whole numbers >= 0.
-SEEDS_PARSE = _parse_seeds
-#: ``--seeds 0,1,2``: one network (one run directory ``RUN_DIR/seed=<s>``) per seed.
-SEEDS = click.option(
-    "--seeds",
-    default=None,
-    metavar="S,S,...",
-    callback=_parse_seeds,
-    help="Several seeds: one run directory per seed, RUN_DIR/seed=<s>, run side by side on a "
-    "local Ray (one per core), with the mean and spread in RUN_DIR/summary.csv.",
+def seeds_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A ``--seeds S,S,...`` option (distinct whole numbers >= 0) with the given help."""
+    return click.option(
+        "--seeds", default=None, metavar="S,S,...", callback=_parse_seeds, help=help
+    )
+
+
+#: ``--seeds 0,1,2`` of ``run`` and ``encode``: one run directory ``RUN_DIR/seed=<s>`` per seed.
+SEEDS = seeds_option(
+    "Several seeds: one run directory per seed, RUN_DIR/seed=<s>, run side by side on a "
+    "local Ray (one per core), with the mean and spread in RUN_DIR/summary.csv."
 )
 #: ``--workers N``: seeds at a time.
 WORKERS = click.option(
