@@ -201,10 +201,20 @@ class TrainConfig(Section):
 
 @dataclass(frozen=True)
 class EvaluateConfig(Section):
-    """Batched inference (label assignment and evaluation): digits simulated at once."""
+    """Batched inference (label assignment and evaluation): digits simulated at once, and the
+    lateral inhibition that inference runs with.
+
+    ``inh_to_exc_weight`` (None: ``network.inh_to_exc_weight``, the value training ran with) is
+    the hollow inhibitory -> excitatory weight of every inference presentation (``assign``,
+    ``evaluate``; the labels and the read-out are fitted on the same responses as the test
+    digits get). Learning needs strong inhibition so that neurons learn different fields; a
+    weaker one at inference lets several neurons of a group answer a digit, a graded code that
+    the linear read-out uses better (README, "Results").
+    """
 
     _section = "evaluate"
     batch_digits: int = num(500, gt=0, le=20000)
+    inh_to_exc_weight: float | None = num(None, ge=0)
 
 
 #: The core sections, in the order they are written.

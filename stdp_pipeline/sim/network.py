@@ -169,19 +169,25 @@ class SpikingNetwork(tf.Module):
         )
 
     def _layers_step(
-        self, layers: tuple, drive: tf.Tensor, theta: tf.Tensor
+        self,
+        layers: tuple,
+        drive: tf.Tensor,
+        theta: tf.Tensor,
+        inh_to_exc_weight: float | None = None,
     ) -> tuple[tf.Tensor, tuple]:
         """One step of both layers (see the module docstring). ``drive``: summed input weights of
-        this step's input spikes ``[..., G, Ng]``; ``theta`` the adaptive thresholds per position.
+        this step's input spikes ``[..., G, Ng]``; ``theta`` the adaptive thresholds per position;
+        ``inh_to_exc_weight`` the hollow inhibition's weight (None: ``network.inh_to_exc_weight``).
         Returns the excitatory spikes and the new layer states."""
         m, pe, pi = self.neuron, self.exc_params, self.inh_params
         net, dt = self.config.network, self.config.encoding.dt_ms
+        w_ie = net.inh_to_exc_weight if inh_to_exc_weight is None else inh_to_exc_weight
         exc, inh = layers
         s_e, exc = m.step(pe, exc, drive, m.base_threshold(pe) + theta, dt)
         if net.inhibition:
             s_i, inh = m.step(pi, inh, None, m.base_threshold(pi), dt)
             inh = m.receive(pi, inh, wiring.one_to_one_apply(s_e, net.exc_to_inh_weight), None, dt)
-            exc = m.receive(pe, exc, None, wiring.hollow_apply(s_i, net.inh_to_exc_weight), dt)
+            exc = m.receive(pe, exc, None, wiring.hollow_apply(s_i, w_ie), dt)
         return s_e, (exc, inh)
 
     # ------------------------------------------------------------------------------------------
@@ -242,14 +248,16 @@ class SpikingNetwork(tf.Module):
     # inference: a batch, learning off
     def _simulate(self, currents: tf.Tensor) -> tf.Tensor:
         """Simulate a batch of input currents ``[B, T, G, Ng]`` with learning off (theta
-        frozen): excitatory spike counts ``[B, G * Ng]`` (group-major)."""
+        frozen) and the inference inhibition (``evaluate.inh_to_exc_weight``): excitatory spike
+        counts ``[B, G * Ng]`` (group-major)."""
         theta = self._per_position(self._theta2())
+        w_ie = self.config.evaluate.inh_to_exc_weight
         b = tf.shape(currents)[0]
         steps = self.config.encoding.steps
         cur_t = tf.transpose(currents, [1, 0, 2, 3])
 
         def body(t, layers, count):
-            s_e, layers = self._layers_step(layers, cur_t[t], theta)
+            s_e, layers = self._layers_step(layers, cur_t[t], theta, w_ie)
             return t + 1, layers, count + s_e
 
         shape = [b, self.layout.n_groups, self.layout.group_size]

@@ -21,6 +21,12 @@ A sweep file is read by the config loader (TOML, YAML or JSON). Its keys::
     "poisson.rate_max_hz" = { logrange = [30, 120], num = 3 }        # 30, 60, 120
     "train.chunk_digits" = { range = [100, 400], step = 100 }        # 100, 200, 300, 400
 
+    [zip]                             # keys varied together: the n-th values make one
+                                      # combination, taken with every grid point (equal lengths)
+    "encoding.patch_size_px" = [10, 12, 16]
+    "encoding.patch_stride_px" = [6, 4, 4]
+    "network.n_excitatory" = [1600, 1600, 1600]
+
     [random]                          # samples drawn at random, each one with every grid point
     samples = 8
     seed = 0                          # the samples depend only on this seed and the file
@@ -83,7 +89,9 @@ from stdp_pipeline.io.config import (
 DEFAULT_STAGES = ("encode", "train", "assign", "evaluate")
 #: The accuracies of ``metrics.json`` a sweep can rank its points by.
 METRICS = ("all_activity", "proportion", "linear")
-_TOP_KEYS = ("name", "base", "seeds", "stages", "metric", "set", "grid", "random", "resources")
+_TOP_KEYS = (
+    "name", "base", "seeds", "stages", "metric", "set", "grid", "zip", "random", "resources"
+)  # fmt: skip
 _GRID_SPECS = ("values", "range", "logrange")
 _RANDOM_SPECS = ("uniform", "loguniform", "randint", "choice")
 _SPEC_WORDS = (*_GRID_SPECS, *_RANDOM_SPECS, "num", "step")
@@ -96,9 +104,10 @@ _SIGNIFICANT = 4
 
 @dataclass(frozen=True)
 class Axis:
-    """One swept key: ``kind`` ``"grid"`` (``values`` are its values) or ``"random"`` (``values``
-    holds the spec, e.g. ``("loguniform", 1e-3, 1e-1)``); ``log`` says the key was given on a log
-    scale (the plot draws it so)."""
+    """One swept key: ``kind`` ``"grid"`` (``values`` are its values), ``"zip"`` (its values, the
+    n-th of each zipped key going together) or ``"random"`` (``values`` holds the spec, e.g.
+    ``("loguniform", 1e-3, 1e-1)``); ``log`` says the key was given on a log scale (the plot
+    draws it so)."""
 
     key: str
     kind: str
@@ -220,20 +229,22 @@ def load_sweep(path: str | Path) -> SweepSpec:
 
     fixed = _flatten(_table(raw, "set", where), leaf=lambda v: False)
     grid = _flatten(_table(raw, "grid", where), leaf=_is_spec)
+    zipped = _flatten(_table(raw, "zip", where), leaf=_is_spec)
     random = dict(_table(raw, "random", where))
     samples = random.pop("samples", None)
     rseed = random.pop("seed", 0)
     random = _flatten(random, leaf=_is_spec)
-    for table, keys in (("set", fixed), ("grid", grid), ("random", random)):
+    tables = {"set": fixed, "grid": grid, "zip": zipped, "random": random}
+    for table, keys in tables.items():
         for key in keys:
             _check_key(key, f"{where} [{table}]")
-    for a, b in (("set", "grid"), ("set", "random"), ("grid", "random")):
-        both = sorted(set({"set": fixed, "grid": grid, "random": random}[a])
-                      & set({"set": fixed, "grid": grid, "random": random}[b]))  # fmt: skip
+    for a, b in itertools.combinations(tables, 2):
+        both = sorted(set(tables[a]) & set(tables[b]))
         if both:
             raise PipelineError(f"{where}: '{both[0]}' is in both [{a}] and [{b}]: give it once")
 
     axes = [_grid_axis(key, spec, f"{where} [grid]") for key, spec in grid.items()]
+    axes += _zip_axes(zipped, f"{where} [zip]")
     if random:
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise PipelineError(
@@ -538,6 +549,24 @@ def _grid_axis(key: str, spec: Any, where: str) -> Axis:
     return Axis(key, "grid", tuple(unique), log)
 
 
+def _zip_axes(zipped: Mapping[str, Any], where: str) -> list[Axis]:
+    """The ``[zip]`` keys, each a list of values (repeats allowed), all of one length."""
+    axes = []
+    for key, values in zipped.items():
+        if not isinstance(values, list | tuple) or not values:
+            raise PipelineError(
+                f"{where} '{key}': {values!r}: must be a non-empty list (the n-th values of the "
+                "zipped keys go together)"
+            )
+        axes.append(Axis(key, "zip", tuple(values)))
+    lengths = {a.key: len(a.values) for a in axes}
+    if len(set(lengths.values())) > 1:
+        listed = ", ".join(f"'{k}' {n}" for k, n in lengths.items())
+        raise PipelineError(f"{where}: the zipped lists differ in length ({listed}): give each "
+                            "key one value per combination")  # fmt: skip
+    return axes
+
+
 def _random_axis(key: str, spec: Any, where: str) -> Axis:
     where = f"{where} '{key}'"
     if not isinstance(spec, Mapping):
@@ -559,14 +588,17 @@ def _random_axis(key: str, spec: Any, where: str) -> Axis:
 
 def _points(axes: Sequence[Axis], samples: int, seed: int) -> list[Point]:
     grid = [a for a in axes if a.kind == "grid"]
+    zipped = [a for a in axes if a.kind == "zip"]
     random = [a for a in axes if a.kind == "random"]
     rng = np.random.default_rng(seed)
     draws = [{a.key: _draw(a, rng) for a in random} for _ in range(samples)] or [{}]
+    rows = [dict(zip((a.key for a in zipped), row, strict=True))
+            for row in zip(*(a.values for a in zipped), strict=True)] or [{}]  # fmt: skip
     labels = _labels([a.key for a in axes])
     points, seen = [], set()
-    for combo in itertools.product(*(a.values for a in grid)):
+    for combo, row in itertools.product(itertools.product(*(a.values for a in grid)), rows):
         for draw in draws:
-            values = {**dict(zip((a.key for a in grid), combo, strict=True)), **draw}
+            values = {**dict(zip((a.key for a in grid), combo, strict=True)), **row, **draw}
             overrides = {a.key: values[a.key] for a in axes}
             name = point_name(overrides, labels)
             if name not in seen:  # random draws may repeat (choice, rounding)

@@ -197,6 +197,40 @@ def test_inference_equals_dense_reference(digits):
     assert counts.sum() > 0
 
 
+def test_inference_inhibition_is_its_own_setting(digits):
+    """evaluate.inh_to_exc_weight sets the hollow inhibition of inference alone: respond gives the
+    numpy reference's counts with that weight, more spikes than with the trained 17, and
+    learning is untouched by it (bit-identical weights and theta)."""
+    base = ["encoding.presentation_ms=200", "encoding.min_spikes=0", "evaluate.batch_digits=2"]
+    weak = SpikingNetwork(_config(*base, "evaluate.inh_to_exc_weight=2"))
+    strong = SpikingNetwork(_config(*base))
+    rng = np.random.default_rng(3)
+    w = rng.uniform(0.0, 0.3, (P, 10)).astype(np.float32)
+    w *= 78.0 / w.sum(axis=0)
+    theta = rng.uniform(8.0, 12.0, 10).astype(np.float32)
+    for net in (weak, strong):
+        net.set_state({"weights": w, "theta": theta})
+    idx = np.array([5, 6])
+    c_weak, _ = respond(weak, digits[:2], idx, "evaluate")
+    c_strong, _ = respond(strong, digits[:2], idx, "evaluate")
+    ref_cfg = _config(*base, "network.inh_to_exc_weight=2")
+    for b, index in enumerate(idx):
+        slots = _one_presentation(weak, digits[b], index, stage="evaluate")
+        np.testing.assert_array_equal(
+            c_weak[b], reference_presentation(ref_cfg, w, theta, slots, learn=False)[2]
+        )
+        np.testing.assert_array_equal(
+            c_strong[b], reference_presentation(strong.config, w, theta, slots, learn=False)[2]
+        )
+    assert c_weak.sum() > c_strong.sum() > 0
+    # training reads network.inh_to_exc_weight only
+    a, b = SpikingNetwork(_config()), SpikingNetwork(_config("evaluate.inh_to_exc_weight=2"))
+    for net in (a, b):
+        train_chunk(net, digits[:3], np.arange(3))
+    assert np.array_equal(a.weights.numpy(), b.weights.numpy())
+    assert np.array_equal(a.theta.numpy(), b.theta.numpy())
+
+
 def test_present_without_learning_leaves_learned_state_bit_identical(digits):
     """present(learn=False) returns counts [B, N] and leaves weights and theta untouched."""
     net = SpikingNetwork(_config("evaluate.batch_digits=4"))

@@ -112,6 +112,35 @@ def test_sweep_file_makes_every_point_with_every_seed(tmp_path: Path) -> None:
     assert point_name({"a.x": 0.001, "b.x": True, "c.y": 5.0}) == "a.x=0.001,b.x=true,y=5"
 
 
+def test_zipped_keys_vary_together_with_every_grid_point(tmp_path: Path) -> None:
+    """[zip]: the n-th values of the zipped keys make one combination (repeats allowed), taken
+    with every grid value; each run's config holds them."""
+    spec = load_sweep(
+        _write(
+            tmp_path / "z.toml",
+            """\
+            base = "event-stdp-patches"
+            [grid]
+            "event_stdp.eta" = [0.004, 0.008]
+            [zip]
+            "encoding.patch_size_px" = [10, 12, 16]
+            "encoding.patch_stride_px" = [6, 4, 4]
+            "network.n_excitatory" = [1600, 1600, 400]
+            """,
+        )
+    )
+    assert [a.kind for a in spec.axes] == ["grid", "zip", "zip", "zip"]
+    assert [p.name for p in spec.points] == [
+        f"eta={eta},patch_size_px={k},patch_stride_px={s},n_excitatory={n}"
+        for eta in (0.004, 0.008)
+        for k, s, n in ((10, 6, 1600), (12, 4, 1600), (16, 4, 400))
+    ]
+    run = spec.runs[4]  # eta 0.008 with the second zipped row
+    assert run.config.event_stdp.eta == 0.008
+    assert (run.config.encoding.patch_size_px, run.config.encoding.patch_stride_px) == (12, 4)
+    assert run.config.network.n_excitatory == 1600
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
@@ -136,6 +165,21 @@ def test_sweep_file_makes_every_point_with_every_seed(tmp_path: Path) -> None:
         ('[random]\n"event_stdp.eta" = { uniform = [0, 1] }', "samples = None"),
         ('[grid]\n"event_stdp.eta" = [0.1]\n[set]\n"event_stdp.eta" = 0.2', "in both [set]"),
         ("grids = 1", "unknown entry 'grids' (did you mean 'grid'?)"),
+        (
+            '[zip]\n"encoding.patch_size_px" = [10, 12]\n"encoding.patch_stride_px" = [6]',
+            "the zipped lists differ in length ('encoding.patch_size_px' 2, "
+            "'encoding.patch_stride_px' 1)",
+        ),
+        ('[zip]\n"event_stdp.eta" = 0.1', "[zip] 'event_stdp.eta': 0.1: must be a non-empty list"),
+        (
+            '[zip]\n"event_stdp.eta" = [0.1]\n[grid]\n"event_stdp.eta" = [0.2]',
+            "in both [grid] and [zip]",
+        ),
+        (
+            '[zip]\n"encoding.patch_size_px" = [12, 10]\n"encoding.patch_stride_px" = [4, 12]',
+            "point patch_size_px=10,patch_stride_px=12, seed 0: encoding.patch_stride_px = 12: "
+            "must be <= encoding.patch_size_px = 10",
+        ),
     ],
 )
 def test_a_bad_sweep_file_fails_at_once_naming_the_key(
