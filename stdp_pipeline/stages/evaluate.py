@@ -95,6 +95,7 @@ def run_evaluate(run: RunDir, *, progress: bool | None = None) -> dict:
             "accuracy": accuracy,
             "n_excitatory": config.network.n_excitatory,
             "train_digits": int(train_info.get("digits_seen", 0)),
+            "train_passes": int(train_info.get("epochs", 1)),
             "assign_digits": int(len(assigned["labels"])),
             "test_digits": int(len(labels)),
             "wall_s": round(wall, 3),

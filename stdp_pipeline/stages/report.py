@@ -125,6 +125,15 @@ def measured_rows(run_dir: str | os.PathLike[str]) -> list[dict]:
         notes.append(f"{network['neuron']} neurons")
     if encoding.get("code", "poisson") != "poisson":
         notes.append(f"{encoding['code']} code")
+    passes = metrics.get("train_passes")
+    if isinstance(passes, int) and passes > 1:
+        notes.append(f"{passes} passes")
+    assign_digits = metrics.get("assign_digits")
+    if isinstance(assign_digits, int):
+        notes.append(f"labels and read-out from {assign_digits:,} training digits")
+    inference = config.get("evaluate", {}) if isinstance(config, dict) else {}
+    if inference.get("inh_to_exc_weight") is not None:
+        notes.append(f"inference inhibition {inference['inh_to_exc_weight']:g}")
     test_digits = metrics.get("test_digits")
     if test_digits is not None and test_digits != 10000:
         notes.append(f"{test_digits:,} test digits")

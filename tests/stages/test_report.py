@@ -21,6 +21,7 @@ from stdp_pipeline.stages.report import (
     find_runs,
     load_published,
     markdown_table,
+    measured_rows,
     write_comparison,
 )
 
@@ -62,8 +63,8 @@ def test_published_csv_holds_every_published_result():
     }
 
 
-def _fake_evaluated_run(path, n, accuracy, *, name, train_wall_s=12.5):
-    config = load_config(name, [f"network.n_excitatory={n}"])
+def _fake_evaluated_run(path, n, accuracy, *, name, train_wall_s=12.5, sets=(), **extra):
+    config = load_config(name, [f"network.n_excitatory={n}", *sets])
     RunDir.create(path, config, command=["test"])
     metrics = {
         "run": path.name,
@@ -75,8 +76,28 @@ def _fake_evaluated_run(path, n, accuracy, *, name, train_wall_s=12.5):
         "test_digits": 10000,
         "wall_s": 3.0,
         "train_wall_s": train_wall_s,
+        **extra,
     }
     (path / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_measured_rows_name_passes_labelled_digits_and_inference_inhibition(tmp_path):
+    """The note of a measured row gives the passes (when more than one), the labelled digits
+    the labels and read-out were fitted on, and an inference inhibition of its own."""
+    _fake_evaluated_run(
+        tmp_path / "one", 100, {"linear": 0.9}, name="diehl-cook-100", train_passes=1
+    )
+    _fake_evaluated_run(
+        tmp_path / "three", 1600, {"linear": 0.95}, name="event-stdp-patches",
+        sets=["evaluate.inh_to_exc_weight=4"], train_passes=3,
+    )  # fmt: skip
+    one = measured_rows(tmp_path / "one")[0]["note"]
+    three = measured_rows(tmp_path / "three")[0]["note"]
+    assert one == "labels and read-out from 10,000 training digits"
+    assert three == (
+        "10 px patches, stride 6; event STDP; 3 passes; labels and read-out from 10,000 "
+        "training digits; inference inhibition 4"
+    )
 
 
 def test_comparison_has_published_and_measured_rows(tmp_path):
