@@ -14,6 +14,8 @@ on the test digits.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -133,3 +135,49 @@ def run_evaluate(run: RunDir, *, progress: bool | None = None) -> dict:
         run.write_json("metrics.json", metrics)
         record.info.update(accuracy=accuracy, best_scheme=best, digits=int(len(labels)))
     return metrics
+
+
+def rescore(
+    run: RunDir, overrides: Sequence[str] = (), *, progress: bool | None = None
+) -> dict[str, float]:
+    """Present a trained run's assignment and test digits again with inference settings
+    ``overrides`` (``evaluate.*`` keys only, e.g. ``evaluate.inh_to_exc_weight=4``): assign
+    labels, fit the linear read-out and score the test digits as ``assign`` and ``evaluate``
+    do, writing nothing. Learned state is read from ``model.npz`` and never changed. Returns
+    ``{"all_activity", "proportion", "linear"}`` (fractions) and ``spikes_per_digit`` (test).
+
+    With no overrides the accuracies are those ``evaluate`` records (the same counts, bit for
+    bit). Raises :class:`PipelineError` for a key outside ``evaluate``."""
+    from stdp_pipeline.errors import PipelineError
+    from stdp_pipeline.io.config import parse_override
+    from stdp_pipeline.sim.network import SpikingNetwork
+    from stdp_pipeline.sim.present import respond
+    from stdp_pipeline.stages.assign import assign_labels
+    from stdp_pipeline.stages.readout import fit_readout
+
+    for item in overrides:
+        key, _ = parse_override(item)
+        if not key.startswith("evaluate."):
+            raise PipelineError(
+                f"{item}: only evaluate.* keys change how a trained network is presented "
+                "(e.g. evaluate.inh_to_exc_weight=4); other keys need a new run"
+            )
+    run.require("train", for_stage="rescore")
+    config = run.config().with_overrides(overrides)
+    fitted = artefacts.load_encoded(run, "assign")
+    test = artefacts.load_encoded(run, "test")
+    net = SpikingNetwork(config, n_inputs=test["images"].shape[1])
+    net.set_state(artefacts.load_model(run, run.config(), test["images"].shape[1]))
+    found = {}
+    for name, split, stage in (("assign", fitted, "assign"), ("test", test, "evaluate")):
+        with Progress(len(split["indices"]), name, enabled=progress) as bar:
+            found[name] = respond(
+                net, split["images"], split["indices"], stage, progress=bar.update
+            )[0]
+    labels = test["labels"].astype(np.int64)
+    assignment = assign_labels(found["assign"], fitted["labels"])
+    scores = {s: float((predict(found["test"], assignment, s) == labels).mean()) for s in SCHEMES}
+    readout = fit_readout(found["assign"], fitted["labels"])
+    scores["linear"] = float((readout.predict(found["test"]) == labels).mean())
+    scores["spikes_per_digit"] = float(found["test"].sum(axis=1).mean())
+    return scores

@@ -299,3 +299,23 @@ def test_report_commands_say_what_is_missing(tiny_runs, tmp_path):
     assert "not a run directory" in _error(fields, tmp_path)
     assert "--digits 0" in _error(reconstruct, tiny_runs["done"], "--digits", 0)
     _ok(fields, trained)  # a trained, unassigned run draws unlabelled fields
+
+
+def test_rescore_repeats_evaluate_and_weaker_inference_inhibition_fires_more(tiny_runs):
+    """rescore with no overrides gives evaluate's accuracies exactly; a weaker inference
+    inhibition gives more test spikes; the learned state and the run's files stay untouched;
+    keys outside evaluate.* are refused with one line."""
+    from stdp_pipeline.errors import PipelineError
+    from stdp_pipeline.stages.evaluate import rescore
+
+    run = RunDir(tiny_runs["done"])
+    before = {p.name: p.stat().st_mtime_ns for p in run.path.iterdir()}
+    metrics = json.loads(run.file("metrics.json").read_text())
+    same = rescore(run, progress=False)
+    assert {k: same[k] for k in metrics["accuracy"]} == metrics["accuracy"]
+    assert same["spikes_per_digit"] == pytest.approx(metrics["test_spikes_per_digit"], abs=1e-4)
+    weak = rescore(run, ["evaluate.inh_to_exc_weight=0"], progress=False)
+    assert weak["spikes_per_digit"] > same["spikes_per_digit"]
+    assert {p.name: p.stat().st_mtime_ns for p in run.path.iterdir()} == before
+    with pytest.raises(PipelineError, match="only evaluate.\\* keys"):
+        rescore(run, ["network.n_excitatory=3"])
