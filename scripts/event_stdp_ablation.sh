@@ -14,14 +14,15 @@ if (( neurons % 16 )); then
   echo "usage: $0 [NEURONS (a multiple of 16)] [TRAIN_DIGITS <= 50000] [RESULTS_DIR]" >&2
   exit 2
 fi
+config="$(dirname "$0")/configs/event-stdp-patches-10px.toml"
 common=(--set "network.n_excitatory=$neurons" --set "data.train_digits=$train")
 whole=(--set encoding.patch_size_px=28 --set encoding.patch_stride_px=28
        --set learning.weight_sum=78.0)
 for inhibition in true false; do
   tag=$([ "$inhibition" = true ] && echo inh || echo noinh)
-  stdp-pipeline run "$out/patches-$tag" --config event-stdp-patches "${common[@]}" \
+  stdp-pipeline run "$out/patches-$tag" --config "$config" "${common[@]}" \
     --set "network.inhibition=$inhibition"
-  stdp-pipeline run "$out/whole-$tag" --config event-stdp-patches "${common[@]}" "${whole[@]}" \
+  stdp-pipeline run "$out/whole-$tag" --config "$config" "${common[@]}" "${whole[@]}" \
     --set "network.inhibition=$inhibition"
 done
 stdp-pipeline compare "$out" --out "$out/comparison"

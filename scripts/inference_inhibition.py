@@ -6,7 +6,8 @@ fields); at inference a weaker one lets several neurons of a group answer, a gra
 linear read-out uses better. For each weight this presents the run's assignment and test digits
 again with ``evaluate.inh_to_exc_weight`` set to it (learned state untouched, nothing written into
 the run) and prints the voting and read-out accuracies; ``trained`` is the weight the network
-trained with (what ``evaluate`` recorded).
+trained with (``network.inh_to_exc_weight``; what ``evaluate`` recorded unless the run sets
+``evaluate.inh_to_exc_weight`` itself).
 
     python scripts/inference_inhibition.py results/esp1600 --weights trained,8,4,2,1
     python scripts/inference_inhibition.py results/esp1600 --weights 4 --out scan.csv
@@ -58,13 +59,15 @@ def main(argv: list[str] | None = None) -> int:
         trained = run.config().network.inh_to_exc_weight
         rows = []
         for w in weights:
-            sets = [] if w is None else [f"evaluate.inh_to_exc_weight={w}"]
+            w = trained if w is None else w
             t0 = time.perf_counter()
-            scores = rescore(run, sets, progress=False if args.quiet else None)
+            scores = rescore(
+                run, [f"evaluate.inh_to_exc_weight={w}"], progress=False if args.quiet else None
+            )
             rows.append(
                 {
-                    "inh_to_exc_weight": trained if w is None else w,
-                    "trained": w is None or w == trained,
+                    "inh_to_exc_weight": w,
+                    "trained": w == trained,
                     **{k: round(100 * v, 2) for k, v in scores.items() if k != "spikes_per_digit"},
                     "spikes_per_digit": round(scores["spikes_per_digit"], 1),
                     "wall_s": round(time.perf_counter() - t0, 1),

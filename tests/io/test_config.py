@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,8 @@ from stdp_pipeline.io.config import (
     preset_names,
     to_toml,
 )
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_presets_hold_the_papers_values():
@@ -48,6 +51,23 @@ def test_presets_hold_the_papers_values():
     )
     assert c.data.assign_start == 0 and c.data.allow_overlap  # labels from training digits
     assert load_config("event-stdp-patches").learning.rule == "event"
+    # the values the patch-geometry sweeps chose: 4 corners of 16 px x 400 neurons, weights
+    # summing to 0.1 per patch pixel, a weak inhibition in inference, all 60,000 digits
+    esp = load_config("event-stdp-patches")
+    assert (esp.encoding.patch_size_px, esp.encoding.patch_stride_px) == (16, 12)
+    assert (esp.network.n_excitatory, esp.learning.weight_sum) == (1600, 25.6)
+    assert (esp.network.inh_to_exc_weight, esp.evaluate.inh_to_exc_weight) == (17.0, 1.0)
+    assert (esp.data.train_digits, esp.data.assign_start, esp.data.assign_digits) == (
+        60000,
+        0,
+        60000,
+    )
+    old = load_config(str(REPO / "scripts" / "configs" / "event-stdp-patches-10px.toml"))
+    assert (old.encoding.patch_size_px, old.learning.weight_sum, old.data.assign_start) == (
+        10,
+        10.0,
+        50000,
+    )
 
 
 def test_original_presets_differ_from_theirs_only_by_the_fidelity_switches():

@@ -16,6 +16,13 @@ from stdp_pipeline.sim.present import respond
 from stdp_pipeline.stages.readout import fit_readout
 
 SHORT = ["encoding.presentation_ms=150", "event_stdp.eta=0.05", "learning.weight_sum=25"]
+#: The preset's first geometry (10 px at stride 6: 16 positions), which these tests are written
+#: for, with the trained inhibition in inference.
+GEOMETRY = [
+    "encoding.patch_size_px=10",
+    "encoding.patch_stride_px=6",
+    "evaluate.inh_to_exc_weight=17",
+]
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +32,9 @@ def digits(mnist_dir):
 
 
 def _patched(n=32, extra=()):
-    return load_config("event-stdp-patches", [f"network.n_excitatory={n}", *SHORT, *extra])
+    return load_config(
+        "event-stdp-patches", [f"network.n_excitatory={n}", *GEOMETRY, *SHORT, *extra]
+    )
 
 
 def _slots(net, image, index=0, stage="train"):

@@ -144,7 +144,10 @@ def test_run_fields_says_what_is_missing(tmp_path):
 
 def test_run_fields_of_a_patched_model(tmp_path):
     """10 px patches at stride 6: one block of 10x10 fields per patch position (4x4 blocks)."""
-    config = load_config("event-stdp-patches", ["network.n_excitatory=96"])
+    config = load_config(
+        "event-stdp-patches",
+        ["network.n_excitatory=96", "encoding.patch_size_px=10", "encoding.patch_stride_px=6"],
+    )
     run = RunDir.create(tmp_path / "p", config, command=["test"])
     with run.stage("encode"):
         pass

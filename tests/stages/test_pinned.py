@@ -12,6 +12,7 @@ or TensorFlow version, in which case this file says so by failing.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +22,8 @@ from stdp_pipeline.stages.assign import run_assign
 from stdp_pipeline.stages.encode import run_encode
 from stdp_pipeline.stages.evaluate import run_evaluate
 from stdp_pipeline.stages.train import run_train
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _hash(a: np.ndarray) -> str:
@@ -57,8 +60,8 @@ def test_diehl_cook_100_after_500_digits_and_small_run_metrics(tmp_path, mnist_d
 
 PINNED = {
     "event-patches": (
-        "event-stdp-patches",
-        [],
+        str(REPO / "scripts" / "configs" / "event-stdp-patches-10px.toml"),  # the preset before
+        [],  # the geometry sweeps
         ("d364904ad17e839c", "33c557b7a09a6ec4", "a2c3fda23fe45443", 10),
     ),
     "current-trace": (
