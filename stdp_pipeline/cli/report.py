@@ -178,8 +178,16 @@ def curves(run_dir: Path) -> None:
     help="For a sweep folder (`stdp-pipeline sweep`): its best point (mean over seeds), every "
     "run, or nothing.",
 )
+@click.option(
+    "--keep",
+    "keep",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="An earlier comparison.csv whose measured rows stay (runs made on another machine); "
+    "a run found again replaces its kept rows. Repeatable.",
+)
 @friendly
-def compare(results_dirs: tuple[Path, ...], out: Path, sweeps: str) -> None:
+def compare(results_dirs: tuple[Path, ...], out: Path, sweeps: str, keep: tuple[Path, ...]) -> None:
     """Compare this project's runs with published MNIST results.
 
     Rows: every published result shipped with the package (Diehl & Cook's four sizes and the
@@ -195,13 +203,14 @@ def compare(results_dirs: tuple[Path, ...], out: Path, sweeps: str) -> None:
       stdp-pipeline compare results
       stdp-pipeline compare results/dc100 results/dc400 --out results/comparison
       stdp-pipeline compare results/dc100 results/sweeps/dc100-seeds
+      stdp-pipeline compare results/esp1600 --keep results/comparison/comparison.csv
     """
     from stdp_pipeline.stages.report import write_comparison
 
     folders = list(results_dirs)
     if not folders and Path("results").is_dir():
         folders = [Path("results")]
-    frame, paths = write_comparison(folders, out, sweeps=sweeps)
+    frame, paths = write_comparison(folders, out, sweeps=sweeps, keep=keep)
     n_runs = frame.loc[frame["source"] == "measured", "run"].nunique()
     if not n_runs:
         where = ", ".join(str(f) for f in folders) or "results (missing)"

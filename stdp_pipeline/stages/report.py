@@ -179,14 +179,41 @@ def measured_rows(run_dir: str | os.PathLike[str]) -> list[dict]:
     return rows
 
 
+def kept_rows(path: str | os.PathLike[str]) -> list[dict]:
+    """The measured and baseline rows of an earlier ``comparison.csv`` (as
+    :func:`write_comparison` wrote it), for runs that are no longer on this machine. Raises
+    :class:`PipelineError` if the file cannot be read or is not a comparison table."""
+    hint = ": give a comparison.csv that `stdp-pipeline compare` wrote"
+    try:
+        frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except FileNotFoundError:
+        raise PipelineError(f"{path} does not exist{hint}") from None
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        reason = (str(err).splitlines() or [type(err).__name__])[0]
+        raise PipelineError(f"{path} cannot be read ({reason}){hint}") from None
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise PipelineError(f"{path} lacks the column(s) {', '.join(missing)}{hint}")
+    frame = frame[frame["source"].isin(["measured", "baseline"])]
+    return [
+        {c: (None if _missing(v) else v) for c, v in row.items()}
+        for row in frame[list(COLUMNS)].to_dict("records")
+    ]
+
+
 def comparison_table(
     folders: Iterable[str | os.PathLike[str]] = (),
     published: pd.DataFrame | None = None,
     sweeps: str = "best",
+    keep: Iterable[str | os.PathLike[str]] = (),
 ) -> pd.DataFrame:
     """Published rows, then the measured rows of every run under ``folders`` (sorted by model,
     neurons, training digits and scheme); the columns :data:`COLUMNS`. The runs of a sweep folder
-    count as ``sweeps`` says (:data:`SWEEP_MODES`: its best point, every run, or none)."""
+    count as ``sweeps`` says (:data:`SWEEP_MODES`: its best point, every run, or none).
+
+    ``keep``: earlier ``comparison.csv`` files whose measured and baseline rows stay in the table
+    (:func:`kept_rows`: runs made on another machine), except those of a run found again under
+    ``folders``, whose new rows replace them."""
     pub = load_published() if published is None else published
     rows = [
         {
@@ -205,6 +232,9 @@ def comparison_table(
     measured = [row for run in _plain_runs(folders, sweeps) for row in measured_rows(run)]
     if sweeps == "best":
         measured += [row for sweep in find_sweeps(folders) for row in sweep_rows(sweep)]
+    found_runs = {row["run"] for row in measured}
+    for table in keep:
+        measured += [row for row in kept_rows(table) if row["run"] not in found_runs]
     seen: set = set()
     kept = []
     for row in measured:  # one baseline row per set of digits
@@ -351,16 +381,21 @@ def plot_comparison(frame: pd.DataFrame, path: str | os.PathLike[str], title: st
 
 
 def write_comparison(
-    folders: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], sweeps: str = "best"
+    folders: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    sweeps: str = "best",
+    keep: Sequence[str | os.PathLike[str]] = (),
 ) -> tuple[pd.DataFrame, dict[str, Path]]:
     """Build the comparison of the runs under ``folders`` and write ``comparison.md``,
     ``comparison.csv`` and ``comparison.png`` into ``out`` (atomically). Returns the table and
-    the paths written. ``sweeps``: see :func:`comparison_table`."""
-    frame = comparison_table(folders, sweeps=sweeps)
+    the paths written. ``sweeps``, ``keep``: see :func:`comparison_table`."""
+    frame = comparison_table(folders, sweeps=sweeps, keep=keep)
     out = Path(out)
     n_runs = frame.loc[frame["source"] == "measured", "run"].nunique()
     paths = {k: out / f"comparison.{k}" for k in ("md", "csv", "png")}
     where = ", ".join(str(f) for f in folders) or "no folder"
+    if keep:
+        where += "; rows of runs made elsewhere kept from " + ", ".join(str(k) for k in keep)
     intro = (
         "# MNIST accuracy: published results and this project's runs\n\n"
         f"{len(frame) - int((frame['source'] == 'measured').sum())} published results and "

@@ -150,6 +150,33 @@ def test_comparison_has_published_and_measured_rows(tmp_path):
     assert not list(out.glob(".*tmp*"))  # atomic writes leave no temporary file
 
 
+def test_compare_keeps_rows_of_an_earlier_table_unless_the_run_is_found_again(tmp_path):
+    """--keep: the measured rows of an earlier comparison.csv stay (runs made elsewhere); a run
+    found again replaces its kept rows; a file that is not a comparison is one line."""
+    results = tmp_path / "results"
+    _fake_evaluated_run(results / "dc100", 100, {"all_activity": 0.8}, name="diehl-cook-100")
+    _fake_evaluated_run(results / "dc400", 400, {"all_activity": 0.87}, name="diehl-cook-400")
+    old, _ = write_comparison([results], tmp_path / "old")
+    # the 100-neuron run is rerun with a new result; the 400-neuron run is gone from this machine
+    shutil.rmtree(results / "dc400")
+    shutil.rmtree(results / "dc100")
+    _fake_evaluated_run(results / "dc100", 100, {"all_activity": 0.81}, name="diehl-cook-100")
+    frame, paths = write_comparison(
+        [results], tmp_path / "new", keep=[tmp_path / "old" / "comparison.csv"]
+    )
+    ours = frame[frame["source"] == "measured"].set_index("run")["accuracy"].to_dict()
+    assert ours == {str(results / "dc100"): 0.81, str(results / "dc400"): 0.87}
+    assert len(frame) == len(old)
+    assert "kept from" in paths["md"].read_text()
+    out = _ok(
+        compare, results, "--out", tmp_path / "cli", "--keep", tmp_path / "new" / "comparison.csv"
+    )
+    assert "(2 measured run(s))" in out
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    message = _error(compare, results, "--out", tmp_path / "x", "--keep", tmp_path / "bad.csv")
+    assert "bad.csv lacks the column(s) source" in message
+
+
 def test_pixel_baseline_rows_one_per_set_of_digits(tmp_path):
     """Each run's raw-pixel baseline becomes a 'baseline' row; runs on the same digits share
     one; a sweep's best point keeps its baseline as measured, not replaced by a mean."""
