@@ -95,7 +95,7 @@ def test_measured_rows_name_passes_labelled_digits_and_inference_inhibition(tmp_
     three = measured_rows(tmp_path / "three")[0]["note"]
     assert one == "labels and read-out from 10,000 training digits"
     assert three == (
-        "10 px patches, stride 6; event STDP; 3 passes; labels and read-out from 10,000 "
+        "16 px patches, stride 12; event STDP; 3 passes; labels and read-out from 10,000 "
         "training digits; inference inhibition 4"
     )
 
