@@ -398,7 +398,8 @@ def write_comparison(
         where += "; rows of runs made elsewhere kept from " + ", ".join(str(k) for k in keep)
     intro = (
         "# MNIST accuracy: published results and this project's runs\n\n"
-        f"{len(frame) - int((frame['source'] == 'measured').sum())} published results and "
+        f"{int((frame['source'] == 'published').sum())} published results, "
+        f"{int((frame['source'] == 'baseline').sum())} raw-pixel baseline(s) and "
         f"{n_runs} measured run(s) (found under {where}), one row per voting scheme. "
         "Measured rows are in bold; accuracies are on the test digits each run evaluated "
         "(see the note when fewer than 10,000).\n\n"
@@ -456,7 +457,8 @@ def sweep_rows(sweep_dir: str | os.PathLike[str]) -> list[dict]:
             continue
         scheme = {v: k for k, v in SCHEME_NAMES.items()}.get(row["scheme"], row["scheme"])
         walls = [r["train_wall_s"] for seed in per_seed for r in seed
-                 if r["scheme"] == row["scheme"] and r["train_wall_s"] is not None]  # fmt: skip
+                 if r["source"] == "measured" and r["scheme"] == row["scheme"]
+                 and not _missing(r["train_wall_s"])]  # fmt: skip
         spread = best["std"].get(scheme, float("nan"))
         seeds = f"mean of {best['seeds']} seed(s)" + (
             "" if math.isnan(spread) else f" ± {100 * spread:.2f}"
