@@ -136,6 +136,10 @@ def test_seeds_run_matches_single_runs_and_summarizes(tmp_path: Path, mnist_dir:
     assert set(rows["model"]) == {"diehl-cook-100"}
     assert rows.loc["all activity", "accuracy"] == pytest.approx(table["all_activity_mean"][0])
     assert rows.loc["linear", "note"].startswith("mean of 2 seed(s) ± ")
+    # every scheme's row has the mean training time of the seeds (the linear one too)
+    walls = [json.loads((out / f"seed={s}" / "metrics.json").read_text())["train_wall_s"]
+             for s in (0, 1)]  # fmt: skip
+    assert rows["train_wall_s"].tolist() == pytest.approx([np.mean(walls)] * 3)
 
     # the same command again: both seeds finished before, Ray never starts
     again = _invoke("run", str(out), "--config", "diehl-cook-100", *_sets(), *data,
