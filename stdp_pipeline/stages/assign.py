@@ -13,6 +13,7 @@ The stage (:func:`run_assign`) presents the run's assignment slice (never test d
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -62,17 +63,20 @@ def assign_labels(counts: np.ndarray, labels: np.ndarray, n_classes: int = N_CLA
     return Assignment(classes.astype(np.int64), rates, proportions, given_counts, given_labels)
 
 
-def load_trained(run: RunDir, split: str) -> tuple[SpikingNetwork, dict[str, np.ndarray]]:
+def load_trained(
+    run: RunDir, split: str, overrides: Sequence[str] = ()
+) -> tuple[SpikingNetwork, dict[str, np.ndarray]]:
     """The run's trained network (learned state of ``model.npz``) and its encoded ``split``
     (``encoded/<split>.npz``: ``images``, ``labels``, ``indices``), both checked against the
-    run's config (:mod:`stdp_pipeline.io.artefacts`) before the network is built."""
+    run's config (:mod:`stdp_pipeline.io.artefacts`) before the network is built; the network
+    is built with the run's config plus ``overrides`` (``section.key=value``)."""
     config = run.config()
     data = artefacts.load_encoded(run, split, config)
     n_inputs = data["images"].shape[1]
     state = artefacts.load_model(run, config, n_inputs)
     from stdp_pipeline.sim.network import SpikingNetwork
 
-    net = SpikingNetwork(config, n_inputs=n_inputs)
+    net = SpikingNetwork(config.with_overrides(overrides) if overrides else config, n_inputs)
     net.set_state(state)
     return net, data
 

@@ -150,7 +150,6 @@ def rescore(
     bit). Raises :class:`PipelineError` for a key outside ``evaluate``."""
     from stdp_pipeline.errors import PipelineError
     from stdp_pipeline.io.config import parse_override
-    from stdp_pipeline.sim.network import SpikingNetwork
     from stdp_pipeline.sim.present import respond
     from stdp_pipeline.stages.assign import assign_labels
     from stdp_pipeline.stages.readout import fit_readout
@@ -163,11 +162,8 @@ def rescore(
                 "(e.g. evaluate.inh_to_exc_weight=4); other keys need a new run"
             )
     run.require("train", for_stage="rescore")
-    config = run.config().with_overrides(overrides)
-    fitted = artefacts.load_encoded(run, "assign")
-    test = artefacts.load_encoded(run, "test")
-    net = SpikingNetwork(config, n_inputs=test["images"].shape[1])
-    net.set_state(artefacts.load_model(run, run.config(), test["images"].shape[1]))
+    net, test = load_trained(run, "test", overrides)
+    fitted = artefacts.load_encoded(run, "assign", run.config())
     found = {}
     for name, split, stage in (("assign", fitted, "assign"), ("test", test, "evaluate")):
         with Progress(len(split["indices"]), name, enabled=progress) as bar:
