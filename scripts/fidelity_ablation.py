@@ -25,6 +25,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from stdp_pipeline.errors import PipelineError
+from stdp_pipeline.io.rundir import RunDir
+
 #: variant -> the --set overrides that switch it on (on top of diehl-cook-N).
 VARIANTS: dict[str, list[str]] = {
     "preset": [],
@@ -54,13 +57,13 @@ def run_dir(out: Path, variant: str, seed: int) -> Path:
 STAGES = ("encode", "train", "assign", "evaluate", "fields", "reconstruct", "curves")
 
 
-def _done(target: Path) -> set[str]:
-    """The stages the run directory records as finished (and not stale)."""
+def _done(run: RunDir) -> set[str]:
+    """The stages the run directory records as finished and not stale (none if it has no
+    readable manifest yet)."""
     try:
-        stages = json.loads((target / "manifest.json").read_text())["stages"]
-    except (OSError, ValueError, KeyError):
+        return {name for name in STAGES if run.stage_done(name)}
+    except PipelineError:
         return set()
-    return {name for name, rec in stages.items() if isinstance(rec, dict) and not rec.get("stale")}
 
 
 def run(neurons: int, variant: str, seed: int, out: Path) -> bool:
@@ -72,14 +75,14 @@ def run(neurons: int, variant: str, seed: int, out: Path) -> bool:
         return True
     sets = VARIANTS[variant]
     preset = f"diehl-cook-{neurons}" + ("-original" if sets is None else "")
-    done = _done(target)
+    done = _done(RunDir(target))
     if "encode" in done:
         todo = [s for s in STAGES if s not in done]
         cmds = [
             ["stdp-pipeline", name, str(target)] + (["--resume"] if name == "train" else [])
             for name in todo
         ]
-        if cmds and cmds[0][1] == "train" and not list((target / "checkpoints").glob("ckpt-*")):
+        if cmds and cmds[0][1] == "train" and not RunDir(target).checkpoints():
             cmds[0] = cmds[0][:-1]  # no checkpoint yet: train from the start
     else:
         cmd = ["stdp-pipeline", "run", str(target), "--config", preset, "--set", f"seed={seed}"]
