@@ -37,7 +37,9 @@ Arrays are always loaded with ``allow_pickle=False`` (:meth:`RunDir.load_arrays`
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -306,6 +308,32 @@ def load_test_counts(run: RunDir, config: ExperimentConfig | None = None) -> dic
     return arrays
 
 
+def read_csv(
+    path: str | os.PathLike[str],
+    name: str,
+    required: Sequence[str],
+    hint: str,
+    **read_options: Any,
+) -> pd.DataFrame:
+    """The CSV file ``path`` (called ``name`` in messages), which must have the columns
+    ``required``; ``read_options`` go to :func:`pandas.read_csv`. Raises :class:`PipelineError`
+    ending in ``hint`` if it is missing, cannot be parsed or lacks a column."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise PipelineError(f"{name} is missing{hint}")
+    try:
+        frame = pd.read_csv(path, **read_options)
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        reason = (str(err).splitlines() or [type(err).__name__])[0]
+        raise PipelineError(f"{name} cannot be read ({reason}){hint}") from None
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise PipelineError(f"{name} lacks the column(s) {', '.join(missing)}{hint}")
+    return frame
+
+
 def read_table(
     run: RunDir,
     rel: str,
@@ -319,21 +347,13 @@ def read_table(
     (e.g. ``": run `stdp-pipeline train results/x` again"``)."""
     import pandas as pd
 
-    path = run.file(rel)
-    if not path.exists():
-        raise PipelineError(f"{run}/{rel} is missing{hint}")
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError) as err:
-        reason = (str(err).splitlines() or [type(err).__name__])[0]
-        raise PipelineError(f"{run}/{rel} cannot be read ({reason}){hint}") from None
-    missing = [c for c in (columns if required is None else required) if c not in frame.columns]
-    if missing:
-        raise PipelineError(f"{run}/{rel} lacks the column(s) {', '.join(missing)}{hint}")
+    name = f"{run}/{rel}"
+    required = columns if required is None else required
+    frame = read_csv(run.file(rel), name, required, hint)
     for column in (c for c in columns if c in frame.columns):
         if not pd.api.types.is_numeric_dtype(frame[column]) or frame[column].dtype == bool:
             raise PipelineError(
-                f"{run}/{rel}: column '{column}' is not numeric ({frame[column].dtype}){hint}"
+                f"{name}: column '{column}' is not numeric ({frame[column].dtype}){hint}"
             )
     return frame
 

@@ -183,17 +183,10 @@ def kept_rows(path: str | os.PathLike[str]) -> list[dict]:
     """The measured and baseline rows of an earlier ``comparison.csv`` (as
     :func:`write_comparison` wrote it), for runs that are no longer on this machine. Raises
     :class:`PipelineError` if the file cannot be read or is not a comparison table."""
+    from stdp_pipeline.io.artefacts import read_csv
+
     hint = ": give a comparison.csv that `stdp-pipeline compare` wrote"
-    try:
-        frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    except FileNotFoundError:
-        raise PipelineError(f"{path} does not exist{hint}") from None
-    except (OSError, ValueError, pd.errors.ParserError) as err:
-        reason = (str(err).splitlines() or [type(err).__name__])[0]
-        raise PipelineError(f"{path} cannot be read ({reason}){hint}") from None
-    missing = [c for c in COLUMNS if c not in frame.columns]
-    if missing:
-        raise PipelineError(f"{path} lacks the column(s) {', '.join(missing)}{hint}")
+    frame = read_csv(path, str(path), COLUMNS, hint, keep_default_na=False, na_values=[""])
     frame = frame[frame["source"].isin(["measured", "baseline"])]
     return [
         {c: (None if _missing(v) else v) for c, v in row.items()}
