@@ -3,12 +3,22 @@
 Per step of ``dt`` (Brian's order: integrate, threshold, reset; synaptic input arrives after the
 step and acts from the next one)::
 
-    tau_mem dv/dt = (v_rest - v) + ge (e_exc - v) + gi (e_inh - v)      (forward Euler, dt)
+    tau_mem dv/dt = (v_rest - v) + ge (e_exc - v) + gi (e_inh - v)
+    v <- v + dt / tau_mem * (right-hand side)                          (membrane = "euler")
+    v <- v_inf + (v - v_inf) exp(-dt g / tau_mem),  g = 1 + ge + gi,
+         v_inf = (v_rest + ge e_exc + gi e_inh) / g                    (membrane = "exponential")
     ge <- ge exp(-dt / tau_ge);  gi <- gi exp(-dt / tau_gi)             (integration = "exact")
     ge <- ge (1 - dt / tau_ge);  gi <- gi (1 - dt / tau_gi)             (integration = "euler")
     spike if v > v_thresh + theta and not refractory and not blocked
     then v <- v_reset, held for refractory_ms; no new spike for block_ms
     ge += drive + exc;  gi += inh                                      (after the step)
+
+``membrane = "exponential"`` is exact for conductances held over the step (exponential Euler): ``v``
+relaxes toward the conductance-weighted mean of the reversal potentials and can never pass one.
+Forward Euler on ``v`` (the papers' and Brian's choice) overshoots once ``dt (ge + gi) / tau_mem``
+exceeds 1 and diverges past 2: at 0.5 ms and ``tau_mem`` = 100 ms, 12 inhibitory neurons firing in
+one step (17 each through the hollow matrix) drive ``v`` below ``e_inh``, 24 make it oscillate
+with growing amplitude. Small networks rarely see such a volley; 1,600 neurons do.
 
 ``integration = "euler"`` is what Brian 1 does with the authors' equations (they are nonlinear in
 ``v``, so the whole system, conductances included, is stepped by forward Euler: at 0.5 ms ``ge``
@@ -67,6 +77,7 @@ class ExcitatoryConfig(Section):
     refractory_ms: float = num(5.0, ge=0)
     spike_block_ms: float = num(50.0, ge=0)
     integration: Literal["exact", "euler"] = "exact"
+    membrane: Literal["euler", "exponential"] = "euler"
     refractory_v: Literal["hold", "integrate"] = "hold"
     v_init_offset_mv: float = 0.0
     theta_init_mv: float = num(20.0, ge=0)
@@ -90,6 +101,7 @@ class InhibitoryConfig(Section):
     tau_gi_ms: float = num(2.0, gt=0)
     refractory_ms: float = num(2.0, ge=0)
     integration: Literal["exact", "euler"] = "exact"
+    membrane: Literal["euler", "exponential"] = "euler"
     refractory_v: Literal["hold", "integrate"] = "hold"
     v_init_offset_mv: float = 0.0
 
@@ -129,6 +141,7 @@ class Params(NamedTuple):
     integration: str = "exact"
     hold_v: bool = True
     v_init_offset_mv: float = 0.0
+    membrane: str = "euler"
 
 
 class State(NamedTuple):
@@ -151,7 +164,7 @@ def params(config: ExperimentConfig, role: str) -> Params:
             e.v_rest_mv, e.v_reset_mv, e.v_thresh_mv - e.theta_offset_mv, e.e_exc_mv,
             e.e_inh_mv, e.tau_mem_ms, e.tau_ge_ms, e.tau_gi_ms, e.refractory_ms,
             e.spike_block_ms, e.theta_init_mv, e.theta_plus_mv, e.tau_theta_ms,
-            e.integration, e.refractory_v == "hold", e.v_init_offset_mv,
+            e.integration, e.refractory_v == "hold", e.v_init_offset_mv, e.membrane,
         )  # fmt: skip
     i = config.inhibitory
     if i.integration == "euler":
@@ -159,7 +172,7 @@ def params(config: ExperimentConfig, role: str) -> Params:
     return Params(
         i.v_rest_mv, i.v_reset_mv, i.v_thresh_mv, i.e_exc_mv, i.e_inh_mv, i.tau_mem_ms,
         i.tau_ge_ms, i.tau_gi_ms, i.refractory_ms, 0.0, 0.0, 0.0, math.inf,
-        i.integration, i.refractory_v == "hold", i.v_init_offset_mv,
+        i.integration, i.refractory_v == "hold", i.v_init_offset_mv, i.membrane,
     )  # fmt: skip
 
 
@@ -190,9 +203,14 @@ def step(
     """Advance one step of ``dt_ms``; return ``(spikes, state)`` (see the module docstring).
     ``drive`` joins ``ge`` after the step."""
     refractory = s.since_spike_ms < p.refractory_ms
-    dv = ((p.v_rest_mv - s.v) + s.ge * (p.e_exc_mv - s.v) + s.gi * (p.e_inh_mv - s.v)) * (
-        dt_ms / p.tau_mem_ms
-    )
+    if p.membrane == "exponential":
+        g = 1.0 + s.ge + s.gi
+        v_inf = (p.v_rest_mv + s.ge * p.e_exc_mv + s.gi * p.e_inh_mv) / g
+        dv = (v_inf - s.v) * -tf.math.expm1(g * (-dt_ms / p.tau_mem_ms))
+    else:
+        dv = ((p.v_rest_mv - s.v) + s.ge * (p.e_exc_mv - s.v) + s.gi * (p.e_inh_mv - s.v)) * (
+            dt_ms / p.tau_mem_ms
+        )
     v = tf.where(refractory, s.v, s.v + dv) if p.hold_v else s.v + dv
     if p.integration == "euler":
         ge = s.ge * (1.0 - dt_ms / p.tau_ge_ms)
