@@ -76,6 +76,8 @@ def test_original_presets_differ_from_theirs_only_by_the_fidelity_switches():
         ("excitatory", "spike_block_ms"): 0.0,
         ("excitatory", "integration"): "euler",
         ("inhibitory", "integration"): "euler",
+        ("excitatory", "membrane"): "euler",
+        ("inhibitory", "membrane"): "euler",
         ("excitatory", "v_init_offset_mv"): -40.0,
         ("inhibitory", "v_init_offset_mv"): -40.0,
         ("encoding", "rest"): "simulate",

@@ -44,10 +44,17 @@ def digits(mnist_dir):
 
 # ------------------------------------------------------------------------------------------------
 # dense numpy reference
-def _step(s, p, dt, thr, block_ms, euler, hold):
+def _step(s, p, dt, thr, block_ms, euler, hold, membrane="euler"):
     v, ge, gi, since = s
     refractory = since < p.refractory_ms
-    dv = ((p.v_rest_mv - v) + ge * (p.e_exc_mv - v) + gi * (p.e_inh_mv - v)) * (dt / p.tau_mem_ms)
+    if membrane == "exponential":  # relax toward v_inf with the conductances of the step's start
+        g = 1.0 + ge + gi
+        v_inf = (p.v_rest_mv + ge * p.e_exc_mv + gi * p.e_inh_mv) / g
+        dv = (v_inf - v) * (1.0 - np.exp(-g * dt / p.tau_mem_ms))
+    else:
+        dv = ((p.v_rest_mv - v) + ge * (p.e_exc_mv - v) + gi * (p.e_inh_mv - v)) * (
+            dt / p.tau_mem_ms
+        )
     v = np.where(refractory, v, v + dv) if hold else v + dv
     if euler:
         ge, gi = ge * (1 - dt / p.tau_ge_ms), gi * (1 - dt / p.tau_gi_ms)
@@ -102,12 +109,12 @@ def reference(cfg, w0, theta0, presentations, delays=None):
             thr = e.v_thresh_mv - e.theta_offset_mv + theta
             exc, s_e = _step(
                 exc, e, dt, thr, e.spike_block_ms, e.integration == "euler",
-                e.refractory_v == "hold",
+                e.refractory_v == "hold", e.membrane,
             )  # fmt: skip
             exc[1] = exc[1] + pending[t]
             inh_s, s_i = _step(
                 inh_s, inh, dt, inh.v_thresh_mv, 0.0, inh.integration == "euler",
-                inh.refractory_v == "hold",
+                inh.refractory_v == "hold", inh.membrane,
             )  # fmt: skip
             inh_s[1] = inh_s[1] + net.exc_to_inh_weight * s_e
             exc[2] = exc[2] + net.inh_to_exc_weight * (s_i.sum() - s_i)
@@ -192,6 +199,38 @@ def test_euler_and_exact_conductance_decay_by_hand():
     assert euler.v.numpy()[0] == pytest.approx(-65.0 + 0.15, abs=1e-5)
 
 
+def test_exponential_membrane_by_hand_and_under_a_volley():
+    """membrane = "exponential": v relaxes toward v_inf = (v_rest + ge e_exc + gi e_inh) / g,
+    g = 1 + ge + gi, by 1 - exp(-dt g / tau_mem). Under an inhibitory volley of 30 neurons
+    (gi = 30 x 17 = 510) forward Euler sends v to -154.25 mV, past e_inh = -100 mV, then above
+    threshold; the exponential step stays between v and e_inh."""
+    base = dict(
+        v_rest_mv=-65.0, v_reset_mv=-65.0, v_thresh_mv=-52.0, e_exc_mv=0.0, e_inh_mv=-100.0,
+        tau_mem_ms=100.0, tau_ge_ms=1.0, tau_gi_ms=2.0, refractory_ms=5.0, block_ms=0.0,
+    )  # fmt: skip
+    expo = conductance.Params(**base, membrane="exponential")
+    s = conductance.State(*(tf.constant([x], tf.float32) for x in (-65.0, 2.0, 0.5, 1e9)))
+    _, one = conductance.step(expo, s, None, 0.0, 0.5)
+    # g = 3.5, v_inf = (-65 + 0 - 50) / 3.5 = -32.857 mV, factor 1 - exp(-0.0175) = 0.017348
+    assert one.v.numpy()[0] == pytest.approx(-65.0 + (65.0 - 115.0 / 3.5) * 0.0173478, abs=1e-4)
+    assert one.v.numpy()[0] == pytest.approx(-64.44237, abs=1e-4)  # Euler: -64.4375
+
+    volley = conductance.State(*(tf.constant([x], tf.float32) for x in (-65.0, 0.0, 510.0, 1e9)))
+    _, fwd = conductance.step(conductance.Params(**base), volley, None, 0.0, 0.5)
+    assert fwd.v.numpy()[0] == pytest.approx(-65.0 + 0.005 * 510.0 * -35.0, abs=1e-3)  # -154.25
+    _, exp_ = conductance.step(expo, volley, None, 0.0, 0.5)
+    v_inf = (-65.0 - 51000.0) / 511.0
+    want = v_inf + (-65.0 - v_inf) * math.exp(-0.005 * 511.0)
+    assert exp_.v.numpy()[0] == pytest.approx(want, abs=1e-3)  # -97.36 mV
+    assert -100.0 < exp_.v.numpy()[0] < -65.0
+    # the next step forward Euler bounces from -154 mV to -46 mV, above a fresh neuron's
+    # threshold (-52 mV): the inhibited neuron fires. The exponential step keeps it near e_inh.
+    fired_fwd, fwd2 = conductance.step(conductance.Params(**base), fwd, None, -52.0, 0.5)
+    fired_exp, exp2 = conductance.step(expo, exp_, None, -52.0, 0.5)
+    assert fired_fwd.numpy()[0] == 1.0 and fired_exp.numpy()[0] == 0.0
+    assert -100.0 < exp2.v.numpy()[0] < -95.0
+
+
 def test_refractory_membrane_held_or_integrating():
     """1 ms after a spike (refractory 5 ms): "hold" keeps v at reset, "integrate" moves it by the
     Euler step, and neither may fire."""
@@ -249,8 +288,9 @@ def test_initial_weights_follow_w_init_min():
     [
         ["excitatory.integration=euler", "inhibitory.integration=euler"],
         ["excitatory.refractory_v=integrate", "excitatory.spike_block_ms=0"],
+        ["excitatory.membrane=exponential", "inhibitory.membrane=exponential"],
     ],
-    ids=["euler", "integrate"],
+    ids=["euler", "integrate", "exponential"],
 )
 def test_neuron_switches_in_a_learning_presentation_equal_reference(digits, switches):
     cfg = _config(*switches)

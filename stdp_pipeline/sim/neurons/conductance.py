@@ -16,9 +16,11 @@ step and acts from the next one)::
 ``membrane = "exponential"`` is exact for conductances held over the step (exponential Euler): ``v``
 relaxes toward the conductance-weighted mean of the reversal potentials and can never pass one.
 Forward Euler on ``v`` (the papers' and Brian's choice) overshoots once ``dt (ge + gi) / tau_mem``
-exceeds 1 and diverges past 2: at 0.5 ms and ``tau_mem`` = 100 ms, 12 inhibitory neurons firing in
-one step (17 each through the hollow matrix) drive ``v`` below ``e_inh``, 24 make it oscillate
-with growing amplitude. Small networks rarely see such a volley; 1,600 neurons do.
+exceeds 1: at 0.5 ms and ``tau_mem`` = 100 ms, 12 inhibitory neurons firing in one step (17 each
+through the hollow matrix) drive ``v`` below ``e_inh``, and from about 30 it bounces back above a
+fresh neuron's threshold the step after (-65 -> -154 -> -46 mV): every neuron the volley was meant
+to silence fires, and the next volley is larger. Networks of 100 or 400 neurons rarely fire such a
+volley; at 1,600 neurons it happens within the first digits and the network degenerates.
 
 ``integration = "euler"`` is what Brian 1 does with the authors' equations (they are nonlinear in
 ``v``, so the whole system, conductances included, is stepped by forward Euler: at 0.5 ms ``ge``
