@@ -242,7 +242,8 @@ def encode(
 @click.option(
     "--resume",
     is_flag=True,
-    help="Continue from the newest checkpoint; ends with the same weights as an uninterrupted run.",
+    help="Continue from the newest checkpoint; ends with the same weights as an uninterrupted run. "
+    "With a larger --epochs than the checkpoint's, adds passes to a finished run.",
 )
 @click.option(
     "--strict",
@@ -279,6 +280,7 @@ def train(
       stdp-pipeline train results/dc100
       stdp-pipeline train results/dc100 --limit 2000
       stdp-pipeline train results/dc100 --resume      # after an interruption
+      stdp-pipeline train results/dc100 --epochs 3 --resume   # two more passes
       stdp-pipeline train results/dc100 --strict      # stop if training degenerates
       stdp-pipeline train results/dc100-seeds --seeds 0,1
     """

@@ -3,7 +3,9 @@
 Digits are shown in order, ``epochs`` times over the first ``limit`` digits of the training slice
 (default: all), chunk by chunk. Position ``p`` in that schedule is digit ``p % n`` of pass
 ``p // n``; its input spikes depend only on ``(seed, digit index, pass, retry)``, so a run that is
-interrupted and resumed from a checkpoint ends with bit-identical weights.
+interrupted and resumed from a checkpoint ends with bit-identical weights; and a finished run
+resumed with a larger ``epochs`` goes on from its last checkpoint as if trained for that many
+passes from the start (``train RUN --epochs 3 --resume`` after one pass).
 
 Writes:
 * ``model.npz``: learned state, ``weights`` ``[P, N]`` and ``theta`` ``[N]``;
@@ -11,7 +13,8 @@ Writes:
   dropped input spikes);
 * ``train_curve.csv``: one row per chunk (position, digits/s, mean spikes, mean theta, weight
   statistics, and the training health signals and flags of :mod:`stdp_pipeline.stages.health`);
-* ``checkpoints/ckpt-<position>.npz`` every ``train.checkpoint_every`` digits (atomic);
+* ``checkpoints/ckpt-<position>.npz`` every ``train.checkpoint_every`` digits and at the end
+  (atomic);
 * ``tensorboard/``: the chunk scalars as TensorBoard summaries (``tensorboard --logdir results``):
   ``train/<column>``, and ``health/<signal>``, ``health/flag_<check>`` for the health columns.
 
@@ -118,11 +121,14 @@ def run_train(
     if latest is not None:
         ckpt = artefacts.load_checkpoint(run, latest, config, images.shape[1])
         saved = {"epochs": int(ckpt["epochs"]), "digits_per_epoch": int(ckpt["digits_per_epoch"])}
-        if saved != schedule:
+        # More passes over the same digits extend a run: the first passes of the longer
+        # schedule are the passes already trained (each pass's spikes depend on its index only).
+        extends = saved["digits_per_epoch"] == n and saved["epochs"] < epochs
+        if saved != schedule and not extends:
             raise PipelineError(
                 f"checkpoint {found[latest].name} was made for {saved['epochs']} epoch(s) of "
-                f"{saved['digits_per_epoch']} digits, not {epochs} of {n}: "
-                "resume with the same --epochs/--limit, or train without --resume"
+                f"{saved['digits_per_epoch']} digits, not {epochs} of {n}: resume with the same "
+                "--limit and the same or a larger --epochs, or train without --resume"
             )
         net.set_state(ckpt)
         start = int(ckpt["position"])
@@ -185,7 +191,7 @@ def run_train(
                     raise PipelineError(_strict_message(run, flags, p, limits))
                 for line in monitor.announce(flags, p):
                     _warn(line)
-                if p % every == 0 and p < total:
+                if p % every == 0 or p == total:  # the last one: more passes may follow
                     _checkpoint(run, state, p, schedule, log, curve)
         wall = record.elapsed_s()  # the training loop; the record's wall_s adds the writing below
         writer.flush()

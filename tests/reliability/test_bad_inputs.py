@@ -232,16 +232,16 @@ ARRAYS = {
         ("'labels' has shape [4], expected [10]",),
     ),
     "checkpoint weights of the wrong shape": (
-        "trained", "checkpoints/ckpt-000000010.npz", _with(weights=lambda w: w[:100]),
+        "trained", "checkpoints/ckpt-000000020.npz", _with(weights=lambda w: w[:100]),
         ("train", "--resume"), ("'weights' has shape [100, 8], expected [784, 8]", "--resume"),
     ),
     "checkpoint log of the wrong length": (
-        "trained", "checkpoints/ckpt-000000010.npz", _with(spikes=lambda s: s[:3]),
-        ("train", "--resume"), ("'spikes' has shape [3], expected [10]",),
+        "trained", "checkpoints/ckpt-000000020.npz", _with(spikes=lambda s: s[:3]),
+        ("train", "--resume"), ("'spikes' has shape [3], expected [20]",),
     ),
     "checkpoint at another position than its name": (
-        "trained", "checkpoints/ckpt-000000010.npz", _with(position=lambda p: np.int64(7)),
-        ("train", "--resume"), ("'position' is 7, expected 10",),
+        "trained", "checkpoints/ckpt-000000020.npz", _with(position=lambda p: np.int64(7)),
+        ("train", "--resume"), ("'position' is 7, expected 20",),
     ),
     "checkpoint curve not numeric": (
         "trained", "checkpoints/curve.csv",

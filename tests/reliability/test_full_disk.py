@@ -185,6 +185,7 @@ def test_full_tmpfs_during_training(base_runs, stub_sim, small_disk: Path) -> No
         copy = shutil.copytree if (trained / rel).is_dir() else shutil.copy2
         copy(trained / rel, run / rel)
     shutil.copy2(base_runs["encoded"] / "manifest.json", run / "manifest.json")  # not trained yet
+    (run / "checkpoints/ckpt-000000020.npz").unlink()  # the last one: stopped before it
     checkpoint = (run / "checkpoints/ckpt-000000010.npz").read_bytes()
     filler = _fill(small_disk, 12 * 1024)
     before = {k: v for k, v in snapshot(run).items() if not k.startswith("tensorboard/")}

@@ -298,6 +298,39 @@ def test_healthy_mnist_stage_run_raises_no_flag_over_the_window(tmp_path, mnist_
     assert manifest["stages"]["train"]["health_flags"] == {}
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("membrane", ["exponential", "euler"])
+def test_diehl_cook_1600_healthy_with_the_exponential_membrane_only(tmp_path, mnist_dir, membrane):
+    """The diehl-cook-1600 preset over 2,000 digits (--strict): with its exponential membrane no
+    flag; with forward Euler (the papers' integration) inhibitory volleys bounce the inhibited
+    neurons above threshold and the run stops on a flag (measured: 250 spikes a digit at digit
+    1,000 against 35, fields alike at 1,750)."""
+    run = tmp_path / membrane
+    args = [
+        "--set", "data.train_digits=2000",
+        "--set", "data.assign_start=2000",
+        "--set", "data.assign_digits=20",
+        "--set", "data.test_digits=20",
+        "--set", "train.epochs=1",
+        "--set", f"excitatory.membrane={membrane}",
+        "--set", f"inhibitory.membrane={membrane}",
+    ]  # fmt: skip
+    enc = _invoke(
+        "encode", str(run), "--config", "diehl-cook-1600", "--data-dir", str(mnist_dir), *args
+    )
+    assert enc.exit_code == 0, enc.output
+    result = _invoke("train", str(run), "--strict")
+    if membrane == "exponential":
+        assert result.exit_code == 0, result.output
+        curve = _curve(run)
+        assert (curve[list(health.FLAGS)] == 0).all().all()
+        assert curve["spikes_mean"].max() < 80
+    else:
+        assert result.exit_code == 2 and "--strict: training stopped" in result.output
+        curve = pd.read_csv(run / "checkpoints" / "curve.csv")
+        assert curve["spikes_mean"].max() > 200
+
+
 def test_curves_shade_the_flagged_chunks_and_read_runs_without_flags(tmp_path):
     """flag_spans joins consecutive flagged chunks (a chunk runs from the previous row's position);
     plot_curves draws a curve with flag columns and one from before they existed."""

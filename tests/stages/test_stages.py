@@ -241,6 +241,7 @@ def test_run_follows_the_stage_table(tmp_path, mnist_dir, monkeypatch):
             "train_log.csv",
             "train_curve.csv",
             "checkpoints/ckpt-000000020.npz",
+            "checkpoints/ckpt-000000040.npz",
             "checkpoints/curve.csv",
             "assignments.npz",
             "test_counts.npz",
@@ -302,6 +303,30 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path, mnist_dir, 
     assert np.array_equal(a["weights"], b["weights"])
     assert np.array_equal(a["theta"], b["theta"])
     assert (straight / "train_log.csv").read_text() == (broken / "train_log.csv").read_text()
+
+
+def test_more_passes_extend_a_finished_run(tmp_path, mnist_dir):
+    """One pass, then `train --epochs 2 --resume`: the same weights, thresholds and log as two
+    passes from the start; another --limit is refused in one line."""
+    straight, extended = tmp_path / "straight", tmp_path / "extended"
+    for run in (straight, extended):
+        args = ["--config", "diehl-cook-100", "--data-dir", str(mnist_dir), *TINY]
+        assert _invoke("encode", str(run), *args).exit_code == 0
+    assert _invoke("train", str(straight), "--epochs", "2").exit_code == 0
+    assert _invoke("train", str(extended), "--epochs", "1").exit_code == 0
+    one = np.load(extended / "model.npz")["weights"]
+    result = _invoke("train", str(extended), "--epochs", "2", "--resume")
+    assert result.exit_code == 0, result.output
+    a, b = np.load(straight / "model.npz"), np.load(extended / "model.npz")
+    assert not np.array_equal(b["weights"], one)  # the second pass learned
+    assert np.array_equal(a["weights"], b["weights"]) and np.array_equal(a["theta"], b["theta"])
+    assert (straight / "train_log.csv").read_text() == (extended / "train_log.csv").read_text()
+    manifest = json.loads((extended / "manifest.json").read_text())
+    assert manifest["stages"]["train"]["epochs"] == 2
+    assert manifest["stages"]["train"]["resumed_from"] == 40
+    refused = _invoke("train", str(extended), "--epochs", "3", "--limit", "20", "--resume")
+    assert refused.exit_code != 0
+    assert "was made for 2 epoch(s) of 40 digits, not 3 of 20" in refused.output
 
 
 def test_assignment_and_voting_by_hand():
