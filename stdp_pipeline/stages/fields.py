@@ -342,7 +342,10 @@ def _draw_fields(
                     f"{run} has no checkpoints: training writes one every "
                     f"train.checkpoint_every = {config.train.checkpoint_every} digits"
                 )
-            targets += [(p, checkpoint_relpath(p)) for p in found]
+            trained = run.stage_done("train")
+            end = run.manifest()["stages"]["train"].get("digits_seen") if trained else None
+            # the checkpoint at the end of training is the final model, drawn as fields.png
+            targets += [(p, checkpoint_relpath(p)) for p in found if p != end]
         if run.stage_done("train") or not all_checkpoints:
             run.require("train", for_stage="fields")
             targets.append((None, "model.npz"))
