@@ -15,6 +15,7 @@ on the test digits.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,9 @@ from stdp_pipeline.io.rundir import RunDir, locked
 from stdp_pipeline.labels import N_CLASSES
 from stdp_pipeline.progress import Progress
 from stdp_pipeline.stages.assign import Assignment, load_trained
+
+if TYPE_CHECKING:
+    from stdp_pipeline.sim.network import SpikingNetwork
 
 SCHEMES = ("all_activity", "proportion")
 
@@ -150,9 +154,6 @@ def rescore(
     bit). Raises :class:`PipelineError` for a key outside ``evaluate``."""
     from stdp_pipeline.errors import PipelineError
     from stdp_pipeline.io.config import parse_override
-    from stdp_pipeline.sim.present import respond
-    from stdp_pipeline.stages.assign import assign_labels
-    from stdp_pipeline.stages.readout import fit_readout
 
     for item in overrides:
         key, _ = parse_override(item)
@@ -164,6 +165,21 @@ def rescore(
     run.require("train", for_stage="rescore")
     net, test = load_trained(run, "test", overrides)
     fitted = artefacts.load_encoded(run, "assign", run.config())
+    return score_network(net, fitted, test, progress=progress)
+
+
+def score_network(
+    net: SpikingNetwork, fitted: dict, test: dict, *, progress: bool | None = None
+) -> dict[str, float]:
+    """Score ``net`` as ``assign`` and ``evaluate`` do, writing nothing: present the digits of
+    ``fitted`` (assignment digits: ``images`` ``[D, P]``, ``indices``, ``labels``) and of ``test``
+    with learning off, assign labels and fit the linear read-out on ``fitted``'s counts, predict
+    ``test``. Returns ``{"all_activity", "proportion", "linear"}`` (fractions of ``test`` right)
+    and ``spikes_per_digit`` (mean over ``test``)."""
+    from stdp_pipeline.sim.present import respond
+    from stdp_pipeline.stages.assign import assign_labels
+    from stdp_pipeline.stages.readout import fit_readout
+
     found = {}
     for name, split, stage in (("assign", fitted, "assign"), ("test", test, "evaluate")):
         with Progress(len(split["indices"]), name, enabled=progress) as bar:

@@ -346,3 +346,47 @@ def test_rescore_repeats_evaluate_and_weaker_inference_inhibition_fires_more(tin
     assert {p.name: p.stat().st_mtime_ns for p in run.path.iterdir()} == before
     with pytest.raises(PipelineError, match="only evaluate.\\* keys"):
         rescore(run, ["network.n_excitatory=3"])
+
+
+def test_accuracy_curve_scores_every_checkpoint(tiny_runs, tmp_path, capsys):
+    """scripts/accuracy_curve.py on a copy of the evaluated run: one row per checkpoint (10, 20 and
+    the end, 30); with all 20 assignment and test digits the last row is what assign + evaluate
+    recorded for the final model; the CSV and a readable PNG are written, no other file changes;
+    bad --digits and --positions are one-line errors."""
+    import importlib.util
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location(
+        "accuracy_curve", repo / "scripts" / "accuracy_curve.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    run = tmp_path / "done"
+    shutil.copytree(tiny_runs["done"], run)
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    assert script.main([str(run), "--digits", "20", "-q"]) == 0
+    table = pd.read_csv(run / "accuracy_curve.csv")
+    assert table["position"].tolist() == [10, 20, 30]
+    np.testing.assert_allclose(table["passes"], [1 / 3, 2 / 3, 1.0], atol=1e-4)
+    metrics = json.loads((run / "metrics.json").read_text())
+    last = table.iloc[-1]
+    for scheme, value in metrics["accuracy"].items():
+        assert last[scheme] == pytest.approx(round(100 * value, 2), abs=1e-9), scheme
+    assert last["spikes_per_digit"] == pytest.approx(metrics["test_spikes_per_digit"], abs=0.01)
+    assert table["spikes_per_digit"].nunique() > 1  # each checkpoint's own weights
+    _png(run / "accuracy_curve.png")
+    after = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    assert set(after) - set(before) == {"accuracy_curve.csv", "accuracy_curve.png"}
+    assert all(after[k] == v for k, v in before.items())
+    assert "accuracy_curve.csv" in capsys.readouterr().out
+
+    assert script.main([str(run), "--digits", "21", "-q"]) == 2
+    assert "--digits 21: must be between 1 and 20" in capsys.readouterr().err
+    assert script.main([str(run), "--positions", "15", "-q"]) == 2
+    assert "no checkpoint at position 15: available positions are 10, 20, 30" in (
+        capsys.readouterr().err
+    )
+    assert script.main([str(run), "--positions", "ten", "-q"]) == 2
+    assert "--positions ten: must be digit counts" in capsys.readouterr().err

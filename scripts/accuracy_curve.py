@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Accuracy against training progress: score every checkpoint of a run on a few digits.
+
+For each checkpoint (every ``train.checkpoint_every`` digits and the end of training) the
+network's learned state is set from it, the first ``--digits`` assignment and test digits are
+presented with learning off, labels and the linear read-out are fitted on the former and the
+latter are scored (see :mod:`stdp_pipeline.stages.checkpoint_scores`). Prints the table and
+writes ``RUN/accuracy_curve.csv`` and ``RUN/accuracy_curve.png``; nothing else in the run
+changes. It may run while the run is still training (checkpoints are written atomically).
+
+    python scripts/accuracy_curve.py results/dc1600 --digits 1000
+    python scripts/accuracy_curve.py results/dc6400 --digits 500 --positions 5000,10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from stdp_pipeline.errors import PipelineError
+from stdp_pipeline.io.rundir import RunDir
+from stdp_pipeline.stages.checkpoint_scores import plot_accuracy_curve, score_checkpoints
+
+
+def _positions(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(item) for item in text.split(",")]
+    except ValueError:
+        raise PipelineError(
+            f"--positions {text}: must be digit counts separated by commas, e.g. 5000,10000"
+        ) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", help="an encoded run directory with training checkpoints")
+    parser.add_argument("--digits", type=int, default=1000, help="assignment and test digits")
+    parser.add_argument("--positions", default=None, help="only these checkpoints (comma list)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    try:
+        run = RunDir(args.run)
+        table = score_checkpoints(
+            run,
+            digits=args.digits,
+            positions=_positions(args.positions),
+            progress=False if args.quiet else None,
+        )
+        run.write_text("accuracy_curve.csv", table.to_csv(index=False))
+        title = f"{run.name}: {run.config().name}, accuracy at each checkpoint"
+        plot_accuracy_curve(table, run.file("accuracy_curve.png"), title, args.digits)
+    except PipelineError as err:
+        print(f"Error: {err}", file=sys.stderr)
+        return 2
+    print(table.to_string(index=False))
+    print(f"wrote {run.file('accuracy_curve.csv')} and accuracy_curve.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
