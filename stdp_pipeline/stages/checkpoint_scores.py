@@ -19,7 +19,6 @@ import os
 import time
 from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 
 from stdp_pipeline.errors import PipelineError
@@ -107,11 +106,10 @@ def plot_accuracy_curve(
     ):
         ax.plot(x, table[column], marker="o", ms=3.5, label=label)
     ax.axhline(10.0, color="0.6", ls=":", lw=1, label="chance")
-    per_pass = x / np.maximum(table["passes"].to_numpy(), 1e-9)
-    if len(x) and np.isfinite(per_pass[-1]) and per_pass[-1] > 0:
-        for k in range(1, int(table["passes"].max()) + 1):
-            if k * per_pass[-1] <= x.max():
-                ax.axvline(k * per_pass[-1], color="0.8", lw=1)
+    if len(x) and table["passes"].iloc[-1] > 0:
+        per_pass = round(x[-1] / table["passes"].iloc[-1])  # digits per pass
+        for k in range(1, int(x.max() // per_pass) + 1):
+            ax.axvline(k * per_pass, color="0.8", lw=1)
     ax.set_xlabel("digits trained")
     ax.set_ylabel(f"accuracy on {digits:,} test digits (%)")
     ax.set_ylim(0, 100)
