@@ -15,6 +15,7 @@ on 2 cores: 1,000 digits each, 12 checkpoints, about 11 minutes).
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -93,8 +94,11 @@ def score_checkpoints(
 def plot_accuracy_curve(
     table: pd.DataFrame, path: str | os.PathLike[str], title: str, digits: int
 ) -> None:
-    """Accuracy (%) of each scheme against the digits trained, one marker per checkpoint, with
-    chance (10 %) dotted and a vertical line at each full pass."""
+    """Accuracy (%) of each scheme against the digits trained, one marker per checkpoint, a
+    vertical line at each full pass; the y axis starts 5 points below the lowest value (rounded
+    down to a multiple of 10), with chance (10 %) dotted when it is in view."""
+    import matplotlib.ticker
+
     from stdp_pipeline.stages.plots import _save, plt
 
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
@@ -105,15 +109,19 @@ def plot_accuracy_curve(
         ("linear", "linear read-out"),
     ):
         ax.plot(x, table[column], marker="o", ms=3.5, label=label)
-    ax.axhline(10.0, color="0.6", ls=":", lw=1, label="chance")
+    lowest = float(table[["all_activity", "proportion", "linear"]].min().min()) if len(x) else 0
+    floor = max(0.0, 10.0 * math.floor((lowest - 5.0) / 10.0))  # zoomed to the curves
+    if floor < 10.0:
+        ax.axhline(10.0, color="0.6", ls=":", lw=1, label="chance")
     if len(x) and table["passes"].iloc[-1] > 0:
         per_pass = round(x[-1] / table["passes"].iloc[-1])  # digits per pass
         for k in range(1, int(x.max() // per_pass) + 1):
             ax.axvline(k * per_pass, color="0.8", lw=1)
-    ax.set_xlabel("digits trained")
+    ax.set_xlabel("digits trained (grey lines: full passes)")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
     ax.set_ylabel(f"accuracy on {digits:,} test digits (%)")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(floor, 100)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(f"{title}\nlabels and read-out from {digits:,} assignment digits", fontsize=10)
     _save(fig, path)
