@@ -230,8 +230,9 @@ def load_checkpoint(
     """The checkpoint taken after ``position`` digits, checked: the learned state
     (:func:`check_state`), and with ``resume`` (what ``train --resume`` reads) also ``position``
     (= the file's), ``epochs`` and ``digits_per_epoch`` (>= 1, covering ``position``) and the log
-    so far, ``spikes``, ``retries`` and ``dropped``, each ``[position]``. Without ``resume``
-    only the weights are checked (``fields``)."""
+    so far, ``spikes``, ``retries`` and ``dropped``, each ``[position]``, and ``train_s`` (the
+    seconds of training up to the checkpoint; NaN when not recorded; absent from older
+    checkpoints) when present. Without ``resume`` only the weights are checked (``fields``)."""
     from stdp_pipeline.io.rundir import checkpoint_relpath
 
     rel = checkpoint_relpath(position)
@@ -255,6 +256,10 @@ def load_checkpoint(
     f.array("spikes", "fiu", (position,), finite=True, low=0, why="one per digit learned")
     f.array("retries", "iu", (position,), low=0, why="one per digit learned")
     f.array("dropped", "iu", (position,), low=0, why="one per digit learned")
+    if "train_s" in arrays:  # seconds of training up to here (NaN: not recorded); older: absent
+        seconds = f.array("train_s", "f", ())
+        if seconds < 0:
+            raise f.fail(f"'train_s' is {float(seconds)}, expected seconds >= 0 (or NaN)")
     return arrays
 
 

@@ -105,7 +105,7 @@ def run_evaluate(run: RunDir, *, progress: bool | None = None) -> dict:
             "assign_digits": int(len(assigned["labels"])),
             "test_digits": int(len(labels)),
             "wall_s": round(wall, 3),
-            "train_wall_s": train_info.get("wall_s"),
+            "train_wall_s": _training_seconds(train_info),
             "test_spikes_per_digit": float(counts.sum(axis=1).mean()),
             "test_retries_per_digit": float(retries.mean()),
             "per_class_accuracy": {
@@ -139,6 +139,16 @@ def run_evaluate(run: RunDir, *, progress: bool | None = None) -> dict:
         run.write_json("metrics.json", metrics)
         record.info.update(accuracy=accuracy, best_scheme=best, digits=int(len(labels)))
     return metrics
+
+
+def _training_seconds(train_info: dict) -> float | None:
+    """The train stage's wall time plus the training seconds of the sessions before a resumed
+    run's checkpoint (``earlier_s``; absent or None when unknown: this session's time only)."""
+    wall = train_info.get("wall_s")
+    earlier = train_info.get("earlier_s")
+    if wall is None or earlier is None:
+        return wall
+    return round(wall + earlier, 3)
 
 
 def rescore(

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import re
 import sys
 import time
@@ -109,6 +110,7 @@ def run_train(
     limits = health.Limits.of(config, net.n, theta_init, w0, groups=net.layout.n_groups)
     monitor = health.HealthMonitor(limits)
     start = 0
+    earlier_s: float | None = 0.0  # training seconds of earlier sessions (None: not recorded)
     log = {k: np.zeros(total, np.float32 if k == "spikes" else np.int32) for k in _LOG_FIELDS}
     curve: list[dict] = []
     found = run.checkpoints() if resume else {}
@@ -132,6 +134,8 @@ def run_train(
             )
         net.set_state(ckpt)
         start = int(ckpt["position"])
+        earlier = float(ckpt["train_s"]) if "train_s" in ckpt else math.nan
+        earlier_s = earlier if math.isfinite(earlier) and earlier >= 0 else None
         for k in _LOG_FIELDS:
             log[k][:start] = ckpt[k]
         curve = _saved_curve(run)
@@ -185,14 +189,15 @@ def run_train(
                     spikes=f"{stats.spikes.mean():.1f}",
                     theta=f"{state['theta'].mean():.3f}",
                 )
+                so_far = math.nan if earlier_s is None else earlier_s + record.elapsed_s()
                 if flags and strict:
-                    _checkpoint(run, state, p, schedule, log, curve)
+                    _checkpoint(run, state, p, schedule, log, curve, so_far)
                     writer.flush()
                     raise PipelineError(_strict_message(run, flags, p, limits))
                 for line in monitor.announce(flags, p):
                     _warn(line)
                 if p % every == 0 or p == total:  # the last one: more passes may follow
-                    _checkpoint(run, state, p, schedule, log, curve)
+                    _checkpoint(run, state, p, schedule, log, curve, so_far)
         wall = record.elapsed_s()  # the training loop; the record's wall_s adds the writing below
         writer.flush()
         run.save_arrays("model.npz", net.get_state())
@@ -213,6 +218,7 @@ def run_train(
             "epochs": epochs,
             "digits_per_epoch": n,
             "resumed_from": int(start),
+            "earlier_s": None if earlier_s is None else round(earlier_s, 3),
             "wall_s": round(wall, 3),
             "digits_per_s": round((total - start) / wall, 2) if wall > 0 else None,
             "spikes_per_digit": float(log["spikes"].mean()),
@@ -345,12 +351,20 @@ def _scalar_summary(tf, tag: str, value: float, step: int) -> None:
 
 
 def _checkpoint(
-    run: RunDir, state: dict, position: int, schedule: dict, log: dict, curve: list[dict]
+    run: RunDir,
+    state: dict,
+    position: int,
+    schedule: dict,
+    log: dict,
+    curve: list[dict],
+    train_s: float,
 ) -> None:
-    """Atomically write the learned state and the log so far (all checkpoints are kept: they
-    show how the receptive fields form)."""
+    """Atomically write the learned state, the log so far and ``train_s``, the seconds of
+    training up to here over every session of the run (NaN when a resumed checkpoint did not
+    record it). All checkpoints are kept: they show how the receptive fields form."""
     run.write_text(f"{CHECKPOINT_DIR}/curve.csv", _curve_csv(curve))
+    log_so_far = {k: v[:position] for k, v in log.items()}
     run.save_arrays(
         checkpoint_relpath(position),
-        {**state, "position": position, **schedule, **{k: v[:position] for k, v in log.items()}},
+        {**state, "position": position, **schedule, **log_so_far, "train_s": np.float64(train_s)},
     )

@@ -104,7 +104,7 @@ def test_full_disk_at_a_checkpoint_then_resume(copy_run, stub_sim, disk_full_for
         np.load(run / "checkpoints/ckpt-000000010.npz") as a,
         np.load(straight / "checkpoints/ckpt-000000010.npz") as b,
     ):
-        assert all(np.array_equal(a[k], b[k]) for k in b.files)
+        assert all(np.array_equal(a[k], b[k]) for k in b.files if k != "train_s")  # a clock
     assert (run / "manifest.json").read_bytes() == before_manifest  # train not recorded
     assert not (run / "model.npz").exists() and not (run / ".lock").exists()
     assert _temporary_files(run) == []

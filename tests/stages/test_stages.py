@@ -298,6 +298,7 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path, mnist_dir, 
     monkeypatch.setattr(train_mod, "_checkpoint", real)
     summary = train_mod.run_train(RunDir(broken), resume=True, progress=False)
     assert summary["resumed_from"] == 20
+    assert summary["earlier_s"] > 0  # the interrupted session's time, kept by its checkpoint
     a = np.load(straight / "model.npz")
     b = np.load(broken / "model.npz")
     assert np.array_equal(a["weights"], b["weights"])
@@ -314,6 +315,7 @@ def test_more_passes_extend_a_finished_run(tmp_path, mnist_dir):
         assert _invoke("encode", str(run), *args).exit_code == 0
     assert _invoke("train", str(straight), "--epochs", "2").exit_code == 0
     assert _invoke("train", str(extended), "--epochs", "1").exit_code == 0
+    first_wall = json.loads((extended / "manifest.json").read_text())["stages"]["train"]["wall_s"]
     one = np.load(extended / "model.npz")["weights"]
     result = _invoke("train", str(extended), "--epochs", "2", "--resume")
     assert result.exit_code == 0, result.output
@@ -324,6 +326,18 @@ def test_more_passes_extend_a_finished_run(tmp_path, mnist_dir):
     manifest = json.loads((extended / "manifest.json").read_text())
     assert manifest["stages"]["train"]["epochs"] == 2
     assert manifest["stages"]["train"]["resumed_from"] == 40
+    # the first session's training time is carried by the checkpoint (up to its writing)
+    assert 0 < manifest["stages"]["train"]["earlier_s"] <= first_wall
+    assert (
+        float(np.load(extended / "checkpoints/ckpt-000000080.npz")["train_s"])
+        > (manifest["stages"]["train"]["earlier_s"])
+    )
+    for stage in ("assign", "evaluate"):
+        assert _invoke(stage, str(extended)).exit_code == 0
+    metrics = json.loads((extended / "metrics.json").read_text())
+    record = manifest["stages"]["train"]
+    assert metrics["train_wall_s"] == round(record["wall_s"] + record["earlier_s"], 3)
+    assert metrics["train_passes"] == 2
     refused = _invoke("train", str(extended), "--epochs", "3", "--limit", "20", "--resume")
     assert refused.exit_code != 0
     assert "was made for 2 epoch(s) of 40 digits, not 3 of 20" in refused.output
