@@ -336,17 +336,17 @@ def _draw_fields(
             )
         targets.append((checkpoint, checkpoint_relpath(checkpoint)))
     else:
+        trained = run.stage_done("train")
         if all_checkpoints:
             if not found:
                 raise PipelineError(
                     f"{run} has no checkpoints: training writes one every "
                     f"train.checkpoint_every = {config.train.checkpoint_every} digits"
                 )
-            trained = run.stage_done("train")
             end = run.manifest()["stages"]["train"].get("digits_seen") if trained else None
             # the checkpoint at the end of training is the final model, drawn as fields.png
             targets += [(p, checkpoint_relpath(p)) for p in found if p != end]
-        if run.stage_done("train") or not all_checkpoints:
+        if trained or not all_checkpoints:
             run.require("train", for_stage="fields")
             targets.append((None, "model.npz"))
 
