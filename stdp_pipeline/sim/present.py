@@ -5,7 +5,8 @@ fires fewer than ``encoding.min_spikes`` spikes, the digit is shown again at the
 of the input code (Poisson: a higher rate), at most ``encoding.max_retries`` times; its result is
 that of the last presentation. :func:`with_retries` is that loop, once, for both.
 
-* :func:`train_chunk`: learning on, digits in order, one compiled program per presentation.
+* :func:`train_chunk`: learning on, digits in order, one compiled program per presentation;
+  :func:`train_chunks` chunk after chunk, the next chunk's input spikes drawn on a second thread.
 * :func:`respond`: learning off, batches of digits at once (input currents by one sparse product,
   one compiled simulation per batch), a batch per core; learned state bit-identical.
 * :func:`present`: either, chosen by the explicit ``learn`` argument.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -83,20 +84,56 @@ def training_chunks(
         p = stop
 
 
-def train_chunk(
+class ChunkInputs(NamedTuple):
+    """The input spikes of a training chunk at retry level 0 (numpy, from
+    :meth:`SpikingNetwork.input_slots`): ``slots`` ``[B, T, K]`` int32 image pixels per step,
+    ``dropped`` ``[B]`` spikes beyond the slots, ``busiest`` ``[B]`` each digit's busiest step."""
+
+    slots: np.ndarray
+    dropped: np.ndarray
+    busiest: np.ndarray
+
+
+def chunk_inputs(
     net: SpikingNetwork, images: np.ndarray, indices: np.ndarray, epoch: int = 0
+) -> ChunkInputs:
+    """The input spikes :func:`train_chunk` shows at retry level 0. They depend only on the seed
+    and ``(indices, epoch)``, never on the learned state, so the training stage draws the next
+    chunk's on another thread while the current chunk learns."""
+    slots, dropped, busiest = net.input_slots(
+        tf.constant(images, tf.uint8),
+        tf.constant(indices, tf.int32),
+        tf.constant(0),
+        "train",
+        tf.constant(epoch, tf.int64),
+    )
+    return ChunkInputs(slots.numpy(), dropped.numpy(), busiest.numpy())
+
+
+def train_chunk(
+    net: SpikingNetwork,
+    images: np.ndarray,
+    indices: np.ndarray,
+    epoch: int = 0,
+    inputs: ChunkInputs | None = None,
 ) -> TrainStats:
     """Learn from ``images`` (``[B, n_inputs]`` uint8) in order, retrying quiet digits.
 
     ``indices`` (``[B]``) are the digits' indices in their split and ``epoch`` the pass over the
-    data: together they fix the input spikes. Updates the network's ``weights`` and ``theta``."""
+    data: together they fix the input spikes. ``inputs``: those spikes drawn beforehand by
+    :func:`chunk_inputs` for the same arguments (drawn here when None). Updates the network's
+    ``weights`` and ``theta``."""
     enc = net.config.encoding
     images_t = tf.constant(images, tf.uint8)
     indices_t = tf.constant(indices, tf.int32)
     epoch_t = tf.constant(epoch, tf.int64)
-    slots, dropped, busiest = net.input_slots(images_t, indices_t, tf.constant(0), "train", epoch_t)
-    slots, dropped, busiest = slots.numpy(), dropped.numpy(), busiest.numpy()
+    if inputs is None:
+        inputs = chunk_inputs(net, images, indices, epoch)
+    slots, busiest = inputs.slots, inputs.busiest
+    dropped = inputs.dropped.copy()  # retries add theirs
     b = len(indices)
+    if slots.shape[0] != b:
+        raise ValueError(f"inputs hold {slots.shape[0]} digits, the chunk {b}")
     spikes = np.zeros(b, np.float32)
     retries = np.zeros(b, np.int32)
     neuron_spikes = np.zeros((b, net.n), np.float32)
@@ -123,6 +160,32 @@ def train_chunk(
     for i in range(b):
         with_retries(show, np.array([i]), enc.min_spikes, enc.max_retries)
     return TrainStats(spikes, retries, dropped, neuron_spikes)
+
+
+def train_chunks(
+    net: SpikingNetwork,
+    images: np.ndarray,
+    indices: np.ndarray,
+    chunks: Sequence[tuple[int, slice]],
+) -> Iterator[TrainStats]:
+    """Learn from the chunks ``(epoch, digits)`` in order (``digits`` a slice of ``images`` and
+    ``indices``), yielding each chunk's :class:`TrainStats` as it finishes. The next chunk's input
+    spikes (:func:`chunk_inputs`) are drawn on a second thread while the current chunk learns:
+    the same weights, bit for bit, as :func:`train_chunk` chunk after chunk."""
+    if not len(chunks):
+        return
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+
+        def draw(i: int) -> concurrent.futures.Future:
+            epoch, sel = chunks[i]
+            return pool.submit(chunk_inputs, net, images[sel], indices[sel], epoch)
+
+        pending = draw(0)
+        for i, (epoch, sel) in enumerate(chunks):
+            inputs = pending.result()
+            if i + 1 < len(chunks):
+                pending = draw(i + 1)
+            yield train_chunk(net, images[sel], indices[sel], epoch=epoch, inputs=inputs)
 
 
 def inference_batch_size(net: SpikingNetwork) -> int:

@@ -88,7 +88,7 @@ def run_train(
     resume from and a one-line :class:`PipelineError` (otherwise: a one-line warning per flag)."""
     from stdp_pipeline._tf import tf
     from stdp_pipeline.sim.network import SpikingNetwork
-    from stdp_pipeline.sim.present import train_chunk, training_chunks
+    from stdp_pipeline.sim.present import train_chunks, training_chunks
 
     run.require("encode", for_stage="train")
     config = run.config()
@@ -151,53 +151,60 @@ def run_train(
         with Progress(total, "train", enabled=progress) as bar:
             bar.update(start)
             p = start
-            for epoch, offset, stop in training_chunks(start, total, n, chunk, every):
-                sel = slice(offset, offset + (stop - p))
+            plan = list(training_chunks(start, total, n, chunk, every))
+            befores = ([start] + [c[2] for c in plan])[: len(plan)]  # position before each chunk
+            chunks = [
+                (epoch, slice(offset, offset + (stop - before)))
+                for (epoch, offset, stop), before in zip(plan, befores, strict=True)
+            ]
+            learning = contextlib.closing(train_chunks(net, images, indices, chunks))
+            with learning as results:
                 c0 = time.perf_counter()
-                stats = train_chunk(net, images[sel], indices[sel], epoch=epoch)
-                rate = (stop - p) / (time.perf_counter() - c0)
-                for k in _LOG_FIELDS:
-                    log[k][p:stop] = getattr(stats, k)
-                state = net.get_state()
-                w = state["weights"]
-                signals, flags = monitor.observe(
-                    stop, stats.neuron_spikes, stats.spikes, stats.retries, state["theta"], w
-                )
-                curve.append(
-                    _curve_row(
-                        stop,
-                        epoch,
-                        round(rate, 2),
-                        float(stats.spikes.mean()),
-                        float(stats.retries.mean()),
-                        float(state["theta"].mean()),
-                        float(state["theta"].max()),
-                        float(w.mean()),
-                        float(w.std()),
-                        float(w.max()),
-                        *(round(signals[k], 6) for k in health.SIGNALS),
-                        *health.flag_row(flags).values(),
+                for (epoch, _, stop), stats in zip(plan, results, strict=True):
+                    rate = (stop - p) / (time.perf_counter() - c0)
+                    for k in _LOG_FIELDS:
+                        log[k][p:stop] = getattr(stats, k)
+                    state = net.get_state()
+                    w = state["weights"]
+                    signals, flags = monitor.observe(
+                        stop, stats.neuron_spikes, stats.spikes, stats.retries, state["theta"], w
                     )
-                )
-                p = stop
-                for key, value in curve[-1].items():
-                    if key not in ("position", "epoch") and np.isfinite(value):
-                        group = "health" if key in HEALTH_COLUMNS else "train"
-                        _scalar_summary(tf, f"{group}/{key}", value, p)
-                bar.update(
-                    len(stats.spikes),
-                    spikes=f"{stats.spikes.mean():.1f}",
-                    theta=f"{state['theta'].mean():.3f}",
-                )
-                so_far = math.nan if earlier_s is None else earlier_s + record.elapsed_s()
-                if flags and strict:
-                    _checkpoint(run, state, p, schedule, log, curve, so_far)
-                    writer.flush()
-                    raise PipelineError(_strict_message(run, flags, p, limits))
-                for line in monitor.announce(flags, p):
-                    _warn(line)
-                if p % every == 0 or p == total:  # the last one: more passes may follow
-                    _checkpoint(run, state, p, schedule, log, curve, so_far)
+                    curve.append(
+                        _curve_row(
+                            stop,
+                            epoch,
+                            round(rate, 2),
+                            float(stats.spikes.mean()),
+                            float(stats.retries.mean()),
+                            float(state["theta"].mean()),
+                            float(state["theta"].max()),
+                            float(w.mean()),
+                            float(w.std()),
+                            float(w.max()),
+                            *(round(signals[k], 6) for k in health.SIGNALS),
+                            *health.flag_row(flags).values(),
+                        )
+                    )
+                    p = stop
+                    for key, value in curve[-1].items():
+                        if key not in ("position", "epoch") and np.isfinite(value):
+                            group = "health" if key in HEALTH_COLUMNS else "train"
+                            _scalar_summary(tf, f"{group}/{key}", value, p)
+                    bar.update(
+                        len(stats.spikes),
+                        spikes=f"{stats.spikes.mean():.1f}",
+                        theta=f"{state['theta'].mean():.3f}",
+                    )
+                    so_far = math.nan if earlier_s is None else earlier_s + record.elapsed_s()
+                    if flags and strict:
+                        _checkpoint(run, state, p, schedule, log, curve, so_far)
+                        writer.flush()
+                        raise PipelineError(_strict_message(run, flags, p, limits))
+                    for line in monitor.announce(flags, p):
+                        _warn(line)
+                    if p % every == 0 or p == total:  # the last one: more passes may follow
+                        _checkpoint(run, state, p, schedule, log, curve, so_far)
+                    c0 = time.perf_counter()  # the next chunk starts learning now
         wall = record.elapsed_s()  # the training loop; the record's wall_s adds the writing below
         writer.flush()
         run.save_arrays("model.npz", net.get_state())

@@ -32,10 +32,11 @@ TINY = [
 
 
 # --- the simulation stand-in ---------------------------------------------------------------------
-def fake_train_chunk(net, images: np.ndarray, indices: np.ndarray, epoch: int = 0):
+def fake_train_chunk(net, images: np.ndarray, indices: np.ndarray, epoch: int = 0, inputs=None):
     """Deterministic stand-in for :func:`stdp_pipeline.sim.present.train_chunk`: moves the
     weights and thresholds by a function of the chunk's digits and the current state, so a run
-    resumed from a checkpoint ends exactly where a straight one does."""
+    resumed from a checkpoint ends exactly where a straight one does (``inputs``, the chunk's
+    input spikes drawn beforehand, is not used)."""
     from stdp_pipeline.sim.present import TrainStats
 
     w = net.weights.numpy()

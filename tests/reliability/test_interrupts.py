@@ -52,7 +52,7 @@ def test_ctrl_c_in_train_says_how_to_resume(
     run = copy_run("encoded")
     calls = []
 
-    def interrupted_at_digit_10(net, images, indices, epoch=0):
+    def interrupted_at_digit_10(net, images, indices, epoch=0, inputs=None):
         calls.append(int(indices[0]))
         if int(indices[0]) == int(np.load(run / "encoded/train.npz")["indices"][10]):
             raise KeyboardInterrupt

@@ -3,6 +3,7 @@ independence, retries, and the event-driven presentation against a slow dense nu
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import math
 import types
@@ -14,7 +15,7 @@ import tensorflow as tf
 from stdp_pipeline.io import data
 from stdp_pipeline.io.config import load_config
 from stdp_pipeline.sim.network import SLOT_WIDTHS, SpikingNetwork
-from stdp_pipeline.sim.present import present, respond, train_chunk
+from stdp_pipeline.sim.present import chunk_inputs, present, respond, train_chunk
 
 P = 784
 
@@ -283,6 +284,36 @@ def test_chunking_does_not_matter(digits):
     assert np.array_equal(one.theta.numpy(), two.theta.numpy())
     np.testing.assert_array_equal(s1.spikes, np.concatenate([s2a.spikes, s2b.spikes]))
     np.testing.assert_array_equal(s1.retries, np.concatenate([s2a.retries, s2b.retries]))
+
+
+def test_inputs_drawn_beforehand_change_nothing(digits):
+    """The training stage draws a chunk's input spikes on another thread, from another moment's
+    network state: training on them is bit-identical to drawing them inside train_chunk, and a
+    wrong-sized draw is refused."""
+    inline, ahead = SpikingNetwork(_config()), SpikingNetwork(_config())
+    train_chunk(inline, digits[:3], np.arange(3))
+    train_chunk(ahead, digits[:3], np.arange(3))
+    # drawn before the first chunk trained, on a worker thread, for pass 1
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        drawn = pool.submit(
+            chunk_inputs, SpikingNetwork(_config()), digits[3:7], np.arange(3, 7), 1
+        )
+        a = train_chunk(inline, digits[3:7], np.arange(3, 7), epoch=1)
+        b = train_chunk(ahead, digits[3:7], np.arange(3, 7), epoch=1, inputs=drawn.result())
+    assert a.spikes.sum() > 0
+    for field in ("spikes", "retries", "dropped", "neuron_spikes"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    assert np.array_equal(inline.weights.numpy(), ahead.weights.numpy())
+    assert np.array_equal(inline.theta.numpy(), ahead.theta.numpy())
+    # the spikes given are the spikes shown: pass 0's spikes give another result
+    other = chunk_inputs(ahead, digits[3:7], np.arange(3, 7), 0)
+    assert not np.array_equal(other.slots, drawn.result().slots)
+    shown = SpikingNetwork(_config())
+    train_chunk(shown, digits[:3], np.arange(3))
+    c = train_chunk(shown, digits[3:7], np.arange(3, 7), epoch=1, inputs=other)
+    assert not np.array_equal(c.neuron_spikes, a.neuron_spikes)
+    with pytest.raises(ValueError, match="inputs hold 4 digits, the chunk 3"):
+        train_chunk(ahead, digits[3:6], np.arange(3, 6), inputs=drawn.result())
 
 
 def test_inference_counts_do_not_depend_on_the_batch(digits):
