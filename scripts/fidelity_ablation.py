@@ -45,6 +45,13 @@ VARIANTS: dict[str, list[str]] = {
     "retries up to 64": ["encoding.max_retries=64"],
     # not the authors' (they step v by forward Euler): the numerics the 1600 and 6400 presets need
     "exponential membrane": ["excitatory.membrane=exponential", "inhibitory.membrane=exponential"],
+    # the authors' block (none) with the numerics that keep it stable: without the 50 ms block,
+    # forward Euler's inhibitory volleys degenerate 400 neurons (README, "Fidelity")
+    "no block + exponential membrane": [
+        "excitatory.spike_block_ms=0",
+        "excitatory.membrane=exponential",
+        "inhibitory.membrane=exponential",
+    ],
     "original": None,  # the -original preset
 }
 
