@@ -192,7 +192,8 @@ def compare(results_dirs: tuple[Path, ...], out: Path, sweeps: str, keep: tuple[
 
     Rows: every published result shipped with the package (Diehl & Cook's four sizes and the
     seed slides' table of spiking networks), and every run directory found under RESULTS_DIR
-    (searched recursively; a run counts once it has metrics.json), one row per voting scheme,
+    (searched recursively, links to folders followed; a run counts once it has metrics.json),
+    one row per voting scheme,
     with its config, neurons, training digits, accuracy and training time (RESULTS_DIR defaults
     to ./results). A sweep folder counts as its best point, its accuracy the mean over the
     point's seeds (--sweeps). Writes a Markdown table, a CSV file and a bar chart grouped by

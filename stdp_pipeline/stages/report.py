@@ -84,14 +84,23 @@ def load_published(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
 def find_runs(folders: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Run directories under ``folders`` (recursively, the folders themselves included): every
     folder holding both ``metrics.json`` and ``config.json``, sorted, without duplicates.
+    Symbolic links to folders are followed (a run kept elsewhere and linked into ``results/``
+    counts); a run reached twice (a link beside its target, a link loop) counts once, under the
+    first path the sorted walk meets.
 
     Raises :class:`PipelineError` for a folder that does not exist."""
     found: set[Path] = set()
+    visited: set[str] = set()  # real paths walked already
     for folder in folders:
         root = Path(folder)
         if not root.is_dir():
             raise PipelineError(f"{root} is not a folder: give folders that hold run directories")
-        for here, dirs, files in os.walk(root):
+        for here, dirs, files in os.walk(root, followlinks=True):
+            real = os.path.realpath(here)
+            if real in visited:
+                dirs[:] = []
+                continue
+            visited.add(real)
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             if "metrics.json" in files and "config.json" in files:
                 found.add(Path(here))

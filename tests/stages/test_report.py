@@ -100,6 +100,21 @@ def test_measured_rows_name_passes_labelled_digits_and_inference_inhibition(tmp_
     )
 
 
+def test_find_runs_follows_links_once(tmp_path):
+    """A run kept elsewhere and linked into the results folder is found; a link beside its
+    target and a link loop count once, and the walk ends."""
+    elsewhere = tmp_path / "runs" / "dc1600e3"
+    _fake_evaluated_run(elsewhere, 1600, {"all_activity": 0.9077}, name="diehl-cook-1600")
+    results = tmp_path / "results"
+    _fake_evaluated_run(results / "dc100", 100, {"all_activity": 0.79}, name="diehl-cook-100")
+    (results / "dc1600").symlink_to(elsewhere, target_is_directory=True)
+    assert find_runs([results]) == [results / "dc100", results / "dc1600"]
+    (results / "loop").symlink_to(results, target_is_directory=True)
+    (results / "zz-dc100").symlink_to(results / "dc100", target_is_directory=True)
+    assert find_runs([results]) == [results / "dc100", results / "dc1600"]
+    assert find_runs([results, tmp_path / "runs"]) == [results / "dc100", results / "dc1600"]
+
+
 def test_comparison_has_published_and_measured_rows(tmp_path):
     results = tmp_path / "results"
     _fake_evaluated_run(
