@@ -108,7 +108,8 @@ def run(neurons: int, variant: str, seed: int, out: Path) -> bool:
 
 
 def summary(out: Path, seeds: list[int]) -> pd.DataFrame:
-    """All-activity and proportion accuracy (%) per variant: mean, spread, seeds found."""
+    """All-activity and proportion accuracy (%) per variant: mean, spread, seeds found; and the
+    linear read-out's mean."""
     rows = []
     for variant in VARIANTS:
         found = {}
@@ -128,6 +129,7 @@ def summary(out: Path, seeds: list[int]) -> pd.DataFrame:
                 "proportion %": acc["proportion"].mean(),
                 "spread ": acc["proportion"].std() if len(acc) > 1 else float("nan"),
                 "per seed (all activity)": " / ".join(f"{a:.2f}" for a in acc["all_activity"]),
+                "linear read-out %": acc["linear"].mean() if "linear" in acc else float("nan"),
             }
         )
     return pd.DataFrame(rows)
