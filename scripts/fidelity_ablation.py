@@ -12,9 +12,10 @@ fails is reported and the others go on. The table can be printed from runs made 
     python scripts/fidelity_ablation.py --neurons 100 --out results/fidelity-100 --summary-only
 
 The variants (README, "Fidelity"): ``preset`` (diehl-cook-N as shipped), one row per switch,
-``exponential membrane`` (the membrane stepped by exponential Euler, not the authors' forward
-Euler: the 1600 and 6400 presets use it) and ``original`` (the diehl-cook-N-original preset: every
-switch at once).
+``3 passes`` (the authors' script's passes), ``exponential membrane`` (the membrane stepped by
+exponential Euler, not the authors' forward Euler: the 1600 and 6400 presets use it), ``no block +
+exponential membrane`` and ``original`` (the diehl-cook-N-original preset: every switch at once).
+Variant names go to ``--variants`` separated by commas.
 """
 
 from __future__ import annotations
