@@ -152,11 +152,8 @@ def run_train(
             bar.update(start)
             p = start
             plan = list(training_chunks(start, total, n, chunk, every))
-            befores = ([start] + [c[2] for c in plan])[: len(plan)]  # position before each chunk
-            chunks = [
-                (epoch, slice(offset, offset + (stop - before)))
-                for (epoch, offset, stop), before in zip(plan, befores, strict=True)
-            ]
+            # a chunk of pass ``epoch`` starts at position epoch * n + offset and ends at stop
+            chunks = [(epoch, slice(offset, stop - epoch * n)) for epoch, offset, stop in plan]
             learning = contextlib.closing(train_chunks(net, images, indices, chunks))
             with learning as results:
                 c0 = time.perf_counter()
