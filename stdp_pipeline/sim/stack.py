@@ -97,17 +97,20 @@ class NetworkStack(tf.Module):
         self.theta.assign(tf.stack([tf.reshape(n.theta, self._theta_shape[1:]) for n in self.nets]))
         if self.carried is not None:
             for i, net in enumerate(self.nets):
-                tf.nest.map_structure(lambda s, v: s[i].assign(v), self.carried, net.carried)
+                tf.nest.map_structure(lambda s, v, i=i: s[i].assign(v), self.carried, net.carried)
 
     def store(self) -> None:
         """Write each network's learned (and carried) state back into its network."""
         w, theta = self.weights.numpy(), self.theta.numpy()
         for i, net in enumerate(self.nets):
             net.set_state(
-                {"weights": w[i].reshape(net.weights.shape), "theta": theta[i].reshape(net.theta.shape)}
+                {
+                    "weights": w[i].reshape(net.weights.shape),
+                    "theta": theta[i].reshape(net.theta.shape),
+                }
             )
             if self.carried is not None:
-                tf.nest.map_structure(lambda v, s: v.assign(s[i]), net.carried, self.carried)
+                tf.nest.map_structure(lambda v, s, i=i: v.assign(s[i]), net.carried, self.carried)
 
     # ------------------------------------------------------------------------------------------
     def learning_program(self, width: int) -> tf.types.experimental.ConcreteFunction:

@@ -34,8 +34,9 @@ import math
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -86,152 +87,300 @@ def run_train(
 
     ``strict``: stop at the first chunk that raises a training health flag, with a checkpoint to
     resume from and a one-line :class:`PipelineError` (otherwise: a one-line warning per flag)."""
-    from stdp_pipeline._tf import tf
-    from stdp_pipeline.sim.network import SpikingNetwork
-    from stdp_pipeline.sim.present import train_chunks, training_chunks
+    from stdp_pipeline.sim.present import train_chunks
 
-    run.require("encode", for_stage="train")
-    config = run.config()
-    data = artefacts.load_encoded(run, "train", config)
-    images, labels, indices = data["images"], data["labels"], data["indices"]
-    n_avail = len(indices)
-    epochs = config.train.epochs if epochs is None else epochs
-    if epochs < 1:
-        raise PipelineError(f"--epochs {epochs}: must be >= 1")
-    n = n_avail if limit is None else limit
-    if not 1 <= n <= n_avail:
-        raise PipelineError(f"--limit {limit}: must be between 1 and {n_avail} (training slice)")
-    total = epochs * n
-    schedule = {"epochs": epochs, "digits_per_epoch": n}
-
-    net = SpikingNetwork(config, n_inputs=images.shape[1])
-    theta_init = net.neuron.theta_init(net.exc_params)
-    w0 = net.get_state()["weights"]
-    limits = health.Limits.of(config, net.n, theta_init, w0, groups=net.layout.n_groups)
-    monitor = health.HealthMonitor(limits)
-    start = 0
-    earlier_s: float | None = 0.0  # training seconds of earlier sessions (None: not recorded)
-    log = {k: np.zeros(total, np.float32 if k == "spikes" else np.int32) for k in _LOG_FIELDS}
-    curve: list[dict] = []
-    found = run.checkpoints() if resume else {}
-    latest = max(found) if found else None
-    if resume and latest is None and run.stage_done("train"):
-        raise PipelineError(
-            f"{run} has finished training and keeps no checkpoint to resume from: "
-            f"train without --resume to train again"
-        )
-    if latest is not None:
-        ckpt = artefacts.load_checkpoint(run, latest, config, images.shape[1])
-        saved = {"epochs": int(ckpt["epochs"]), "digits_per_epoch": int(ckpt["digits_per_epoch"])}
-        # More passes over the same digits extend a run: the first passes of the longer
-        # schedule are the passes already trained (each pass's spikes depend on its index only).
-        extends = saved["digits_per_epoch"] == n and saved["epochs"] < epochs
-        if saved != schedule and not extends:
-            raise PipelineError(
-                f"checkpoint {found[latest].name} was made for {saved['epochs']} epoch(s) of "
-                f"{saved['digits_per_epoch']} digits, not {epochs} of {n}: resume with the same "
-                "--limit and the same or a larger --epochs, or train without --resume"
-            )
-        net.set_state(ckpt)
-        start = int(ckpt["position"])
-        earlier = float(ckpt["train_s"]) if "train_s" in ckpt else math.nan
-        earlier_s = earlier if math.isfinite(earlier) and earlier >= 0 else None
-        for k in _LOG_FIELDS:
-            log[k][:start] = ckpt[k]
-        curve = _saved_curve(run)
-        curve = [row for row in curve if row["position"] <= start]
-
-    if not resume and run.file(CHECKPOINT_DIR).is_dir():
-        for path in run.file(CHECKPOINT_DIR).iterdir():
-            path.unlink()  # a fresh training run starts a fresh series of checkpoints
-    chunk = config.train.chunk_digits
-    every = config.train.checkpoint_every
-    writer = _summary_writer(tf, run, curve)  # one series of events: the rows kept, then new
-    with run.stage("train") as record, writer.as_default():
-        with Progress(total, "train", enabled=progress) as bar:
-            bar.update(start)
-            p = start
-            plan = list(training_chunks(start, total, n, chunk, every))
-            # a chunk of pass ``epoch`` starts at position epoch * n + offset and ends at stop
-            chunks = [(epoch, slice(offset, stop - epoch * n)) for epoch, offset, stop in plan]
-            learning = contextlib.closing(train_chunks(net, images, indices, chunks))
-            with learning as results:
+    job = _Training(run, epochs=epochs, limit=limit, resume=resume)
+    job.open_writer()
+    with run.stage("train") as record:
+        with Progress(job.total, "train", enabled=progress) as bar:
+            bar.update(job.start)
+            learning = train_chunks(job.net, job.images, job.indices, job.chunks)
+            with contextlib.closing(learning) as results:
                 c0 = time.perf_counter()
-                for (epoch, _, stop), stats in zip(plan, results, strict=True):
-                    rate = (stop - p) / (time.perf_counter() - c0)
-                    for k in _LOG_FIELDS:
-                        log[k][p:stop] = getattr(stats, k)
-                    state = net.get_state()
-                    w = state["weights"]
-                    signals, flags = monitor.observe(
-                        stop, stats.neuron_spikes, stats.spikes, stats.retries, state["theta"], w
-                    )
-                    curve.append(
-                        _curve_row(
-                            stop,
-                            epoch,
-                            round(rate, 2),
-                            float(stats.spikes.mean()),
-                            float(stats.retries.mean()),
-                            float(state["theta"].mean()),
-                            float(state["theta"].max()),
-                            float(w.mean()),
-                            float(w.std()),
-                            float(w.max()),
-                            *(round(signals[k], 6) for k in health.SIGNALS),
-                            *health.flag_row(flags).values(),
-                        )
-                    )
-                    p = stop
-                    for key, value in curve[-1].items():
-                        if key not in ("position", "epoch") and np.isfinite(value):
-                            group = "health" if key in HEALTH_COLUMNS else "train"
-                            _scalar_summary(tf, f"{group}/{key}", value, p)
-                    bar.update(
-                        len(stats.spikes),
-                        spikes=f"{stats.spikes.mean():.1f}",
-                        theta=f"{state['theta'].mean():.3f}",
-                    )
-                    so_far = math.nan if earlier_s is None else earlier_s + record.elapsed_s()
-                    if flags and strict:
-                        _checkpoint(run, state, p, schedule, log, curve, so_far)
-                        writer.flush()
-                        raise PipelineError(_strict_message(run, flags, p, limits))
-                    for line in monitor.announce(flags, p):
-                        _warn(line)
-                    if p % every == 0 or p == total:  # the last one: more passes may follow
-                        _checkpoint(run, state, p, schedule, log, curve, so_far)
+                for (epoch, _, stop), stats in zip(job.plan, results, strict=True):
+                    rate = (stop - job.position) / (time.perf_counter() - c0)
+                    stopped = job.after_chunk(epoch, stop, rate, stats, record, strict)
+                    bar.update(len(stats.spikes), **job.postfix)
+                    if stopped:
+                        raise PipelineError(stopped)
                     c0 = time.perf_counter()  # the next chunk starts learning now
-        wall = record.elapsed_s()  # the training loop; the record's wall_s adds the writing below
-        writer.flush()
-        run.save_arrays("model.npz", net.get_state())
+        return job.finish(record)
+
+
+def run_train_stack(
+    runs: Sequence[RunDir],
+    *,
+    epochs: int | None = None,
+    limit: int | None = None,
+    resume: bool = False,
+    progress: bool | None = None,
+    strict: bool = False,
+) -> list[dict]:
+    """Train the networks of ``runs`` (each encoded; configs equal but for the seed) as one
+    stack (:mod:`stdp_pipeline.sim.stack`), each run writing what :func:`run_train` writes.
+    Returns each run's stage summary (with ``stacked``: how many networks learned together).
+
+    Runs that cannot learn together (their checkpoints at different positions, other digits,
+    configs that differ in more than the seed, input delays) are trained one by one, as
+    :func:`run_train` does. ``strict``: at the first chunk that raises a flag in any network,
+    every run writes a checkpoint and the error names the run."""
+    from stdp_pipeline.sim.stack import NetworkStack, train_stack_chunks
+
+    runs = list(runs)
+    with contextlib.ExitStack() as held:
+        for run in runs:
+            held.enter_context(run.lock("train"))
+        jobs = [_Training(run, epochs=epochs, limit=limit, resume=resume) for run in runs]
+        if len(jobs) < 2 or _unstackable(jobs):
+            return [
+                run_train.__wrapped__(
+                    run, epochs=epochs, limit=limit, resume=resume, progress=progress, strict=strict
+                )
+                for run in runs
+            ]
+        stack = NetworkStack([job.net for job in jobs])
+        first = jobs[0]
+        for job in jobs:
+            job.open_writer()
+        records = [held.enter_context(job.run.stage("train")) for job in jobs]
+        desc = f"train ({len(jobs)} networks)"
+        with Progress(first.total, desc, enabled=progress) as bar:
+            bar.update(first.start)
+            learning = train_stack_chunks(stack, first.images, first.indices, first.chunks)
+            with contextlib.closing(learning) as results:
+                c0 = time.perf_counter()
+                for (epoch, _, stop), per_net in zip(first.plan, results, strict=True):
+                    rate = (stop - first.position) / (time.perf_counter() - c0)
+                    stopped = [
+                        job.after_chunk(epoch, stop, rate, stats, record, strict)
+                        for job, stats, record in zip(jobs, per_net, records, strict=True)
+                    ]
+                    bar.update(len(per_net[0].spikes), **first.postfix)
+                    if any(stopped):
+                        for job, record, why in zip(jobs, records, stopped, strict=True):
+                            if not why:  # every run can go on from here
+                                job.checkpoint(record)
+                        k, why = next((k, w) for k, w in enumerate(stopped) if w)
+                        raise PipelineError(f"seed {jobs[k].config.seed}: {why}")
+                    c0 = time.perf_counter()
+        summaries = []
+        for job, record in zip(jobs, records, strict=True):
+            record.info["stacked"] = len(jobs)
+            summaries.append({**job.finish(record), "stacked": len(jobs)})
+        return summaries
+
+
+def _unstackable(jobs: Sequence[_Training]) -> str | None:
+    """Why the runs of ``jobs`` cannot learn as one stack, or None."""
+    from stdp_pipeline.sim.stack import check_stackable
+
+    first = jobs[0]
+    for job in jobs[1:]:
+        if (job.start, job.total, job.digits_per_epoch) != (
+            first.start,
+            first.total,
+            first.digits_per_epoch,
+        ):
+            return f"{job.run} resumes at digit {job.start:,}, {first.run} at {first.start:,}"
+        if not (
+            np.array_equal(job.indices, first.indices) and np.array_equal(job.images, first.images)
+        ):
+            return f"{job.run} and {first.run} hold different training digits"
+    try:
+        check_stackable([job.net for job in jobs])
+    except PipelineError as err:
+        return str(err)
+    return None
+
+
+class _Training:
+    """One run's training: its digits, network, schedule, the state it resumes from, and the log,
+    learning curve, health monitor and TensorBoard writer it keeps chunk by chunk."""
+
+    def __init__(self, run: RunDir, *, epochs: int | None, limit: int | None, resume: bool) -> None:
+        from stdp_pipeline._tf import tf
+        from stdp_pipeline.sim.network import SpikingNetwork
+        from stdp_pipeline.sim.present import training_chunks
+
+        run.require("encode", for_stage="train")
+        self.run = run
+        self.config = config = run.config()
+        data = artefacts.load_encoded(run, "train", config)
+        self.images, self.labels, self.indices = data["images"], data["labels"], data["indices"]
+        n_avail = len(self.indices)
+        epochs = config.train.epochs if epochs is None else epochs
+        if epochs < 1:
+            raise PipelineError(f"--epochs {epochs}: must be >= 1")
+        n = n_avail if limit is None else limit
+        if not 1 <= n <= n_avail:
+            raise PipelineError(
+                f"--limit {limit}: must be between 1 and {n_avail} (training slice)"
+            )
+        self.epochs, self.digits_per_epoch = epochs, n
+        self.total = total = epochs * n
+        self.schedule = {"epochs": epochs, "digits_per_epoch": n}
+
+        self.net = net = SpikingNetwork(config, n_inputs=self.images.shape[1])
+        theta_init = net.neuron.theta_init(net.exc_params)
+        w0 = net.get_state()["weights"]
+        self.limits = health.Limits.of(config, net.n, theta_init, w0, groups=net.layout.n_groups)
+        self.monitor = health.HealthMonitor(self.limits)
+        self.start = 0
+        #: training seconds of earlier sessions (None: not recorded)
+        self.earlier_s: float | None = 0.0
+        self.log = {
+            k: np.zeros(total, np.float32 if k == "spikes" else np.int32) for k in _LOG_FIELDS
+        }
+        self.curve: list[dict] = []
+        found = run.checkpoints() if resume else {}
+        latest = max(found) if found else None
+        if resume and latest is None and run.stage_done("train"):
+            raise PipelineError(
+                f"{run} has finished training and keeps no checkpoint to resume from: "
+                f"train without --resume to train again"
+            )
+        if latest is not None:
+            ckpt = artefacts.load_checkpoint(run, latest, config, self.images.shape[1])
+            saved = {
+                "epochs": int(ckpt["epochs"]),
+                "digits_per_epoch": int(ckpt["digits_per_epoch"]),
+            }
+            # More passes over the same digits extend a run: the first passes of the longer
+            # schedule are the passes already trained (each pass's spikes depend on its index).
+            extends = saved["digits_per_epoch"] == n and saved["epochs"] < epochs
+            if saved != self.schedule and not extends:
+                raise PipelineError(
+                    f"checkpoint {found[latest].name} was made for {saved['epochs']} epoch(s) "
+                    f"of {saved['digits_per_epoch']} digits, not {epochs} of {n}: resume with "
+                    "the same --limit and the same or a larger --epochs, or train without "
+                    "--resume"
+                )
+            net.set_state(ckpt)
+            self.start = int(ckpt["position"])
+            earlier = float(ckpt["train_s"]) if "train_s" in ckpt else math.nan
+            self.earlier_s = earlier if math.isfinite(earlier) and earlier >= 0 else None
+            for k in _LOG_FIELDS:
+                self.log[k][: self.start] = ckpt[k]
+            self.curve = [row for row in _saved_curve(run) if row["position"] <= self.start]
+
+        if not resume and run.file(CHECKPOINT_DIR).is_dir():
+            for path in run.file(CHECKPOINT_DIR).iterdir():
+                path.unlink()  # a fresh training run starts a fresh series of checkpoints
+        self.every = config.train.checkpoint_every
+        self.position = self.start
+        self.plan = list(
+            training_chunks(self.start, total, n, config.train.chunk_digits, self.every)
+        )
+        # a chunk of pass ``epoch`` starts at position epoch * n + offset and ends at stop
+        self.chunks = [
+            (epoch, slice(offset, stop - epoch * n)) for epoch, offset, stop in self.plan
+        ]
+        self._tf = tf
+        self.writer: _Summaries | None = None  # :meth:`open_writer`
+        self.state: dict = {}
+        self.postfix: dict[str, str] = {}
+
+    def open_writer(self) -> None:
+        """Start the TensorBoard event file: one series of events, the rows kept from a
+        checkpoint written again, then the new ones."""
+        self.writer = _summary_writer(self._tf, self.run, self.curve)
+
+    def after_chunk(
+        self, epoch: int, stop: int, rate: float, stats: Any, record: Any, strict: bool
+    ) -> str | None:
+        """Log the chunk that ended at position ``stop`` (its :class:`TrainStats`), check the
+        training health, write the chunk's summaries and, where due, a checkpoint. Returns the
+        one-line ``--strict`` error (its checkpoint written) when ``strict`` and a flag rose."""
+        tf, p = self._tf, self.position
+        for k in _LOG_FIELDS:
+            self.log[k][p:stop] = getattr(stats, k)
+        self.state = state = self.net.get_state()
+        w = state["weights"]
+        signals, flags = self.monitor.observe(
+            stop, stats.neuron_spikes, stats.spikes, stats.retries, state["theta"], w
+        )
+        self.curve.append(
+            _curve_row(
+                stop,
+                epoch,
+                round(rate, 2),
+                float(stats.spikes.mean()),
+                float(stats.retries.mean()),
+                float(state["theta"].mean()),
+                float(state["theta"].max()),
+                float(w.mean()),
+                float(w.std()),
+                float(w.max()),
+                *(round(signals[k], 6) for k in health.SIGNALS),
+                *health.flag_row(flags).values(),
+            )
+        )
+        self.position = p = stop
+        with self.writer.as_default():
+            for key, value in self.curve[-1].items():
+                if key not in ("position", "epoch") and np.isfinite(value):
+                    group = "health" if key in HEALTH_COLUMNS else "train"
+                    _scalar_summary(tf, f"{group}/{key}", value, p)
+        self.postfix = {
+            "spikes": f"{stats.spikes.mean():.1f}",
+            "theta": f"{state['theta'].mean():.3f}",
+        }
+        if flags and strict:
+            self.checkpoint(record)
+            self.writer.flush()
+            return _strict_message(self.run, flags, p, self.limits)
+        for line in self.monitor.announce(flags, p):
+            _warn(line)
+        if p % self.every == 0 or p == self.total:  # the last one: more passes may follow
+            self.checkpoint(record)
+        return None
+
+    def checkpoint(self, record: Any) -> None:
+        """Write the checkpoint of the position reached (learned state as of the last chunk)."""
+        so_far = math.nan if self.earlier_s is None else self.earlier_s + record.elapsed_s()
+        state = self.state or self.net.get_state()
+        _checkpoint(self.run, state, self.position, self.schedule, self.log, self.curve, so_far)
+
+    def finish(self, record: Any) -> dict:
+        """Write ``model.npz``, ``train_log.csv`` and ``train_curve.csv``; return the summary
+        (also recorded in the manifest)."""
+        wall = record.elapsed_s()  # the training loop; the record's wall_s adds the writing
+        run, total, n, start, log = (
+            self.run,
+            self.total,
+            self.digits_per_epoch,
+            self.start,
+            self.log,
+        )
+        self.writer.flush()
+        run.save_arrays("model.npz", self.net.get_state())
         positions = np.arange(total)
         frame = pd.DataFrame(
             {
                 "position": positions,
                 "epoch": positions // n,
-                "index": indices[positions % n],
-                "label": labels[positions % n],
+                "index": self.indices[positions % n],
+                "label": self.labels[positions % n],
                 **{k: log[k] for k in _LOG_FIELDS},
             }
         )
         run.write_text("train_log.csv", frame.to_csv(index=False))
-        run.write_text("train_curve.csv", _curve_csv(curve))
+        run.write_text("train_curve.csv", _curve_csv(self.curve))
         summary = {
             "digits_seen": int(total),
-            "epochs": epochs,
+            "epochs": self.epochs,
             "digits_per_epoch": n,
             "resumed_from": int(start),
-            "earlier_s": None if earlier_s is None else round(earlier_s, 3),
+            "earlier_s": None if self.earlier_s is None else round(self.earlier_s, 3),
             "wall_s": round(wall, 3),
             "digits_per_s": round((total - start) / wall, 2) if wall > 0 else None,
             "spikes_per_digit": float(log["spikes"].mean()),
             "retries_total": int(log["retries"].sum()),
             "dropped_input_spikes": int(log["dropped"].sum()),
-            "health_flags": _first_flags(curve),
+            "health_flags": _first_flags(self.curve),
         }
         record.info.update({k: v for k, v in summary.items() if k != "wall_s"})
-    return summary
+        return summary
 
 
 def _saved_curve(run: RunDir) -> list[dict]:

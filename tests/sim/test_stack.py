@@ -76,7 +76,7 @@ def test_stacked_networks_learn_as_they_would_alone(digits, case):
     one = [list(train_chunks(n, digits, idx, chunks)) for n in alone]
     together = list(train_stack_chunks(NetworkStack(stacked), digits, idx, chunks))
     assert len(together) == len(chunks)
-    for k, (a_net, s_net) in enumerate(zip(alone, stacked)):
+    for k, (a_net, s_net) in enumerate(zip(alone, stacked, strict=True)):
         for c in range(len(chunks)):
             a, b = one[k][c], together[c][k]
             for field in ("spikes", "retries", "dropped", "neuron_spikes"):
@@ -84,7 +84,7 @@ def test_stacked_networks_learn_as_they_would_alone(digits, case):
         np.testing.assert_allclose(s_net.weights.numpy(), a_net.weights.numpy(), rtol=0, atol=1e-6)
         np.testing.assert_array_equal(s_net.theta.numpy(), a_net.theta.numpy())
         if a_net.carried is not None:  # the per-sample state carried to the next digit
-            for x, y in zip(tf_leaves(a_net.carried), tf_leaves(s_net.carried)):
+            for x, y in zip(tf_leaves(a_net.carried), tf_leaves(s_net.carried), strict=True):
                 np.testing.assert_allclose(y, x, rtol=0, atol=1e-4)
     # the seeds give different networks, and the weights moved
     spikes = [np.concatenate([s.neuron_spikes for s in per_net]) for per_net in one]
