@@ -31,7 +31,7 @@ from stdp_pipeline.cli.common import (
 )
 from stdp_pipeline.cli.data import data
 from stdp_pipeline.cli.report import compare, curves, fields, reconstruct
-from stdp_pipeline.cli.seeds import SEEDS, WORKERS, seeds_option
+from stdp_pipeline.cli.seeds import SEEDS, STACK, WORKERS, seeds_option
 from stdp_pipeline.cli.sweep import sweep
 from stdp_pipeline.stages.table import STAGES
 
@@ -110,10 +110,12 @@ def _run_help() -> str:
             "  stdp-pipeline run results/dc100 --config diehl-cook-100",
             "  stdp-pipeline run results/quick --config scripts/configs/diehl-cook-100-quick.toml",
             "  stdp-pipeline run results/dc100-seeds --config diehl-cook-100 --seeds 0,1,2",
+            "  stdp-pipeline run results/dc100-4 --config diehl-cook-100 --seeds 0,1,2,3 --stack 2",
             "",
             "With --seeds: one run directory per seed, RUN_DIR/seed=<s>, side by side on a local "
             "Ray; the mean and spread over the seeds in RUN_DIR/summary.csv. The same command "
-            "again continues.",
+            "again continues. With --stack N each worker trains up to N seeds' networks as one "
+            "compiled program.",
         ]
     )
 
@@ -253,6 +255,7 @@ def encode(
 )
 @seeds_option("On a seeds folder (encode --seeds): train these seeds only [default: all of them].")
 @WORKERS
+@STACK
 @QUIET
 @click.pass_context
 @friendly
@@ -265,6 +268,7 @@ def train(
     strict: bool,
     seeds: list[int] | None,
     workers: int | None,
+    stack: int,
 ) -> None:
     """Learn without labels: STDP on the training digits, in order.
 
@@ -273,7 +277,8 @@ def train(
 
     RUN_DIR may be a seeds folder (made by encode --seeds or run --seeds): then every seed's
     network is trained, side by side on a local Ray (--workers at a time, default one per core);
-    seeds already trained are skipped and a cut-off seed resumes from its checkpoint.
+    seeds already trained are skipped and a cut-off seed resumes from its checkpoint. With
+    --stack N each worker trains up to N seeds' networks as one compiled program.
 
     \b
     Examples:
@@ -283,14 +288,16 @@ def train(
       stdp-pipeline train results/dc100 --epochs 3 --resume   # two more passes
       stdp-pipeline train results/dc100 --strict      # stop if training degenerates
       stdp-pipeline train results/dc100-seeds --seeds 0,1
+      stdp-pipeline train results/dc100-seeds --stack 4
     """
     from stdp_pipeline.io.atomic import WriteError
     from stdp_pipeline.io.rundir import RunDir
     from stdp_pipeline.stages.train import run_train
 
     options = _train_options(epochs, limit, strict)
-    if _on_folder(ctx, run_dir, "train", seeds, workers, options):
+    if _on_folder(ctx, run_dir, "train", seeds, workers, options, stack):
         return
+    _no_stack(stack, run_dir)
 
     run = RunDir(run_dir)
     try:
@@ -371,6 +378,7 @@ def evaluate(ctx: click.Context, run_dir: Path, workers: int | None) -> None:
 @click.option("--strict", is_flag=True, help="Stop training at the first training health flag.")
 @SEEDS
 @WORKERS
+@STACK
 @QUIET
 @click.pass_context
 @friendly
@@ -386,6 +394,7 @@ def run_all(
     strict: bool,
     seeds: list[int] | None,
     workers: int | None,
+    stack: int,
 ) -> None:
     from stdp_pipeline.io.atomic import WriteError
     from stdp_pipeline.io.config import load_config
@@ -396,8 +405,11 @@ def run_all(
     if seeds is not None:
         options = {"train": train_options}
         stages = STAGE_NAMES
-        _seeds(ctx, run_dir, config_source, overrides, seeds, stages, options, workers, data_dir)
+        _seeds(
+            ctx, run_dir, config_source, overrides, seeds, stages, options, workers, data_dir, stack
+        )
         return
+    _no_stack(stack, run_dir)
 
     def on_result(stage: Any, run: Any, result: Any) -> None:
         finished.append(stage.name)
@@ -445,12 +457,22 @@ def _seeds(
     options: dict[str, Any],
     workers: int | None,
     data_dir: str | None,
+    stack: int = 1,
 ) -> None:
     """``encode``/``run`` with ``--seeds``: one run directory per seed in the seeds folder."""
     from stdp_pipeline.cli.seeds import new_seeds_spec, run_seeds
 
     spec = new_seeds_spec(run_dir, config_source, overrides, seeds, stages, options)
-    run_seeds(ctx, run_dir, spec, workers=workers, data_dir=data_dir)
+    run_seeds(ctx, run_dir, spec, workers=workers, data_dir=data_dir, stack=stack)
+
+
+def _no_stack(stack: int, run_dir: Path) -> None:
+    """``--stack`` is for several seeds: refuse it on a single run."""
+    if stack != 1:
+        raise one_line(
+            f"--stack {stack}: {run_dir} is a single run; --stack trains several seeds at once "
+            "(run --seeds 0,1,2, or train on a seeds folder)"
+        )
 
 
 def _on_folder(
@@ -460,6 +482,7 @@ def _on_folder(
     seeds: list[int] | None,
     workers: int | None,
     options: dict[str, Any],
+    stack: int = 1,
 ) -> bool:
     """Run stage ``name`` on every run of the seeds folder ``run_dir`` (``seeds``: these only);
     False when ``run_dir`` is not a seeds folder (the stage then runs on it as on one run)."""
@@ -474,7 +497,7 @@ def _on_folder(
             )
         return False
     spec = folder_sweep(run_dir, (name,), options={name: options} if options else None)
-    run_seeds(ctx, run_dir, spec, workers=workers, data_dir=None, only_seeds=seeds)
+    run_seeds(ctx, run_dir, spec, workers=workers, data_dir=None, only_seeds=seeds, stack=stack)
     return True
 
 

@@ -20,7 +20,15 @@ import click
 from stdp_pipeline.cli.common import Interrupted, one_line, progress_setting
 from stdp_pipeline.errors import PipelineError
 
-__all__ = ["SEEDS", "WORKERS", "is_seeds_folder", "new_seeds_spec", "run_seeds", "seeds_option"]
+__all__ = [
+    "SEEDS",
+    "STACK",
+    "WORKERS",
+    "is_seeds_folder",
+    "new_seeds_spec",
+    "run_seeds",
+    "seeds_option",
+]
 
 
 def _parse_seeds(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
@@ -50,6 +58,16 @@ def seeds_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]
 SEEDS = seeds_option(
     "Several seeds: one run directory per seed, RUN_DIR/seed=<s>, run side by side on a "
     "local Ray (one per core), with the mean and spread in RUN_DIR/summary.csv."
+)
+#: ``--stack N``: seeds whose networks train as one compiled program, per worker.
+STACK = click.option(
+    "--stack",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="With several seeds: train up to N seeds' networks in one worker as one compiled "
+    "program (each with its own spikes, retries and results; faster for small networks, "
+    "README 'Speed'); 1 trains each alone.",
 )
 #: ``--workers N``: seeds at a time.
 WORKERS = click.option(
@@ -104,10 +122,11 @@ def run_seeds(
     workers: int | None,
     data_dir: str | None,
     only_seeds: list[int] | None = None,
+    stack: int = 1,
 ) -> None:
     """Run ``spec`` (a seeds plan) into ``run_dir`` as Ray tasks (``only_seeds``: those seeds'
     runs alone) and print one line per seed run, the mean over the seeds and where the summary
-    is; exit status 1 if a seed failed."""
+    is; exit status 1 if a seed failed. ``stack``: seeds per worker trained as one stack."""
     from stdp_pipeline.io.rundir import RunDir
     from stdp_pipeline.stages.table import stage
     from stdp_pipeline.sweep.engine import SweepInterrupted, run_sweep
@@ -124,6 +143,7 @@ def run_seeds(
             command=sys.argv,
             say=click.echo,
             only_seeds=only_seeds,
+            stack=stack,
             hints={
                 "continue": "run the same command again to continue",
                 "changed": "this seeds folder was made with the other config",

@@ -19,6 +19,7 @@ from stdp_pipeline.cli.common import (
     friendly,
     progress_setting,
 )
+from stdp_pipeline.cli.seeds import STACK
 
 __all__ = ["sweep"]
 
@@ -58,6 +59,7 @@ _SHOW_FAILED = 10
     is_flag=True,
     help="With --resume (implied): run the failed runs again too.",
 )
+@STACK
 @DATA_DIR
 @QUIET
 @click.pass_context
@@ -70,6 +72,7 @@ def sweep(
     address: str | None,
     resume: bool,
     retry_failed: bool,
+    stack: int,
     data_dir: str | None,
 ) -> None:
     """Run every point of a sweep file, each seed an ordinary run directory, as Ray tasks.
@@ -82,8 +85,10 @@ def sweep(
     OUT/eta=0.001,event_window_ms=5/seed=0.
 
     A run that fails is recorded with its one-line error (OUT/<run>/failed.json) and the others go
-    on; Ray reruns a run whose worker died, from its last checkpoint. Ctrl-C stops cleanly; run
-    the same command with --resume to continue (--retry-failed: failed runs too). At the end:
+    on; Ray reruns a run whose worker died, from its last checkpoint. With --stack N, up to N
+    seeds of a point go to one worker and their networks train as one compiled program. Ctrl-C
+    stops cleanly; run the same command with --resume to continue (--retry-failed: failed runs
+    too). At the end:
     OUT/summary.csv (one row per point: mean and spread over seeds, best first), summary.md,
     runs.csv and accuracy.png (accuracy against each swept key). Exit status 1 when some run
     failed.
@@ -113,6 +118,7 @@ def sweep(
             progress=progress_setting(ctx),
             command=sys.argv,
             say=click.echo,
+            stack=stack,
         )
     except SweepInterrupted as stop:
         raise Interrupted(str(stop)) from None

@@ -11,9 +11,11 @@ folder and
    (no dashboard, its files in a temporary folder under /tmp, its workers' output kept off the
    terminal) with ``workers`` task slots (default: one per core); with ``address``, the existing
    cluster at that address (``auto``, ``host:6379`` or ``ray://host:10001``);
-4. runs each remaining run as one Ray task (:func:`~stdp_pipeline.sweep.worker.run_point`)
-   requesting ``cpus_per_task`` CPUs (default: the cores divided among the workers, at least 1;
-   on a cluster 1) and, where the cluster has GPUs, a share of one; TensorFlow in the task uses
+4. runs each remaining run as one Ray task (:func:`~stdp_pipeline.sweep.worker.run_point`),
+   or, with ``stack`` > 1, up to ``stack`` seeds of one point as one task whose networks train
+   as one stack (:func:`~stdp_pipeline.sweep.worker.run_group`), each task requesting
+   ``cpus_per_task`` CPUs (default: the cores divided among the workers, at least 1; on a
+   cluster 1) and, where the cluster has GPUs, a share of one; TensorFlow in the task uses
    that many threads. Ray reruns a task whose worker process died (``max_retries``, default 2);
    the rerun resumes training from the run's last checkpoint;
 5. records each failed run's one-line error in ``<run>/failed.json`` (the others go on), and
@@ -120,6 +122,7 @@ def run_sweep(
     say: Callable[[str], None] | None = None,
     only_seeds: Sequence[int] | None = None,
     hints: Mapping[str, str] | None = None,
+    stack: int = 1,
 ) -> SweepOutcome:
     """Run the sweep ``spec`` into ``folder`` (see the module docstring). Returns what was done;
     raises :class:`SweepInterrupted` after Ctrl-C (the summary is written first) and
@@ -132,10 +135,14 @@ def run_sweep(
     ``only_seeds`` runs those seeds' runs alone; the others stay as they are, in the record and
     the summary (``train FOLDER --seeds 0,2`` on a seeds folder). ``hints`` words the advice
     in messages for another command than ``sweep``: ``"continue"`` (after Ctrl-C) and
-    ``"changed"`` (a run directory made under another config)."""
+    ``"changed"`` (a run directory made under another config). ``stack``: at most that many
+    seeds of one point go to one Ray task, whose networks train as one stack
+    (:func:`~stdp_pipeline.sweep.worker.run_group`)."""
     hints = {**_HINTS, **(hints or {})}
     if workers is not None and workers < 1:
         raise PipelineError(f"--workers {workers}: must be >= 1")
+    if stack < 1:
+        raise PipelineError(f"--stack {stack}: must be >= 1")
     folder = Path(folder).absolute()
     resume = resume or retry_failed
     _check_folder(folder, spec, resume, hints["changed"])
@@ -172,7 +179,9 @@ def run_sweep(
     say(f"{what}{len(chosen)} run(s) in {folder}" + "".join(f"; {b}" for b in before))
     if todo:
         try:
-            _run_on_ray(spec, folder, todo, outcome, workers, address, data, progress, command, say)
+            _run_on_ray(
+                spec, folder, todo, outcome, workers, address, data, progress, command, say, stack
+            )
         except KeyboardInterrupt:
             outcome.summary = write_summary(folder)[1]
             finished = outcome.skipped + outcome.finished
@@ -260,15 +269,20 @@ def _run_on_ray(
     progress: bool | None,
     command: Sequence[str],
     say: Callable[[str], None],
+    stack: int = 1,
 ) -> None:
-    from stdp_pipeline.sweep.worker import run_point
+    from stdp_pipeline.sweep.worker import run_group
 
     with _ray_session(spec, workers, address, folder / RAY_LOG) as (ray, slots, info):
         outcome.ray = info
         at_once = f"{slots.workers} at a time" if slots.workers else "as many as fit at a time"
         gpu = f", {slots.gpus:g} GPU" if slots.gpus else ""
+        groups = _groups(todo, stack)
+        what = f"{len(todo)} run(s)"
+        if len(groups) < len(todo):
+            what += f" as {len(groups)} task(s) of up to {stack} networks trained as one stack"
         say(
-            f"running {len(todo)} run(s) on {'a local Ray' if address is None else address} "
+            f"running {what} on {'a local Ray' if address is None else address} "
             f"({info['cluster_cpus']:g} CPUs): {at_once}, each {slots.cpus:g} CPU{gpu} and "
             f"{slots.threads} TensorFlow thread(s)"
         )
@@ -279,13 +293,13 @@ def _run_on_ray(
             num_gpus=slots.gpus,
             max_retries=spec.resources.max_retries,
             retry_exceptions=False,
-        )(run_point)
+        )(run_group)
         best = _Best(spec.metric)
         for run in spec.runs:
             if run not in todo:
                 best.add_from_disk(run, folder / run.relpath)
-        queue = list(todo)
-        pending: dict[Any, RunSpec] = {}
+        queue = list(groups)
+        pending: dict[Any, list[RunSpec]] = {}
         desc = f"sweep {spec.name}" + (
             f" ({outcome.skipped} done before)" if outcome.skipped else ""
         )
@@ -293,20 +307,21 @@ def _run_on_ray(
         try:
             while queue or pending:
                 while queue and (slots.workers is None or len(pending) < slots.workers):
-                    run = queue.pop(0)
-                    task = _task(run, folder, spec, data_dir, command, slots)
-                    pending[remote.remote(task)] = run
+                    group = queue.pop(0)
+                    tasks = [_task(run, folder, spec, data_dir, command, slots) for run in group]
+                    pending[remote.remote(tasks)] = group
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=_POLL_S)
                 for ref in ready:
-                    run = pending.pop(ref)
-                    result = _result(ray, ref, spec.resources.max_retries)
-                    _record(folder / run.relpath, result)
-                    if result["status"] == "finished":
-                        outcome.finished += 1
-                        best.add(run, result.get("accuracy"))
-                    else:
-                        outcome.failed.append((run.relpath, result["error"]))
-                    bar.update(1, failed=len(outcome.failed), **best.postfix())
+                    group = pending.pop(ref)
+                    results = _result(ray, ref, spec.resources.max_retries, len(group))
+                    for run, result in zip(group, results, strict=True):
+                        _record(folder / run.relpath, result)
+                        if result["status"] == "finished":
+                            outcome.finished += 1
+                            best.add(run, result.get("accuracy"))
+                        else:
+                            outcome.failed.append((run.relpath, result["error"]))
+                        bar.update(1, failed=len(outcome.failed), **best.postfix())
         except BaseException:
             bar.close(failed=True)
             for ref in pending:  # Ctrl-C: stop what runs; checkpoints stay for --resume
@@ -438,9 +453,23 @@ def _task(
     }
 
 
-def _result(ray: Any, ref: Any, retries: int) -> dict[str, Any]:
-    """The task's result, or a failed result for a task Ray could not finish (its worker died
-    more often than ``retries`` allows, it ran out of memory, it could not start)."""
+def _groups(todo: Sequence[RunSpec], stack: int) -> list[list[RunSpec]]:
+    """The runs of ``todo`` as Ray tasks: the seeds of one point in groups of at most ``stack``
+    (in the order of ``todo``, a group where its first run comes)."""
+    groups: list[list[RunSpec]] = []
+    open_group: dict[Any, list[RunSpec]] = {}
+    for run in todo:
+        group = open_group.get(run.point.name)
+        if group is None or len(group) >= stack:
+            group = open_group[run.point.name] = []
+            groups.append(group)
+        group.append(run)
+    return groups
+
+
+def _result(ray: Any, ref: Any, retries: int, runs: int = 1) -> list[dict[str, Any]]:
+    """The task's results (one per run), or failed results for a task Ray could not finish (its
+    worker died more often than ``retries`` allows, it ran out of memory, it could not start)."""
     try:
         return ray.get(ref)
     except ray.exceptions.WorkerCrashedError:
@@ -448,7 +477,8 @@ def _result(ray: Any, ref: Any, retries: int) -> dict[str, Any]:
     except ray.exceptions.RayError as err:
         text = " ".join(str(err).split())
         line = f"{type(err).__name__}: {text[:300]}"
-    return {"status": "failed", "error": f"Ray: {line}", "stage": None, "traceback": None}
+    failed = {"status": "failed", "error": f"Ray: {line}", "stage": None, "traceback": None}
+    return [dict(failed) for _ in range(runs)]
 
 
 def _record(path: Path, result: dict[str, Any]) -> None:

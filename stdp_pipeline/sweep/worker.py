@@ -1,7 +1,8 @@
 """One run of a sweep, as a Ray task runs it: the stages on one run directory, resumable.
 
-:func:`run_point` is what each Ray task calls (the engine wraps it with ``ray.remote``; this
-module never imports Ray, so it can be called and tested without it). It
+:func:`run_group` is what each Ray task calls (the engine wraps it with ``ray.remote``; this
+module never imports Ray, so it can be called and tested without it): :func:`run_point` for a
+task of one run, or several seeds of one point whose networks train as one stack. It
 
 * caps TensorFlow's thread pools at the task's CPU share before TensorFlow starts in this worker
   process (``TF_NUM_INTRAOP_THREADS``/``TF_NUM_INTEROP_THREADS``, ``OMP_NUM_THREADS``, or
@@ -15,13 +16,14 @@ module never imports Ray, so it can be called and tested without it). It
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import socket
 import sys
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +115,111 @@ def run_point(task: Mapping[str, Any]) -> dict[str, Any]:
         out["traceback"] = traceback.format_exc()
     out["wall_s"] = round(time.perf_counter() - t0, 3)
     return out
+
+
+def run_group(tasks: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Run several runs of one point (configs equal but for the seed) in this process, their
+    networks training as one stack (:func:`stdp_pipeline.stages.train.run_train_stack`): each
+    stage before and after ``train`` runs per run as :func:`run_point` runs it; a run that fails
+    a stage drops out of the later ones; a failed stacked training fails every run in it.
+    Returns one :func:`run_point` result per task, in order."""
+    if len(tasks) == 1:
+        return [run_point(tasks[0])]
+    t0 = time.perf_counter()
+    outs: list[dict[str, Any]] = []
+    for _ in tasks:
+        outs.append(
+            {
+                "status": "failed",
+                "error": None,
+                "stage": None,
+                "traceback": None,
+                "accuracy": None,
+                "resumed_from": None,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+            }
+        )
+    alive = list(range(len(tasks)))
+    try:
+        from stdp_pipeline.io.rundir import RunDir
+
+        threads = limit_threads(int(tasks[0]["threads"]), gpu=bool(tasks[0].get("gpu")))
+        with contextlib.ExitStack() as held:
+            for task, out in zip(tasks, outs, strict=True):
+                out["tf_threads"] = threads
+                held.enter_context(RunDir(Path(task["path"])).lock("sweep", create=True))
+                _note_worker(Path(task["path"]), out)
+            for name in tasks[0]["stages"]:
+                if name == "train":
+                    alive = _train_group(tasks, outs, alive)
+                    continue
+                for k in list(alive):
+                    try:
+                        value = _run_stage(name, Path(tasks[k]["path"]), tasks[k])
+                    except Exception as err:  # noqa: BLE001 - recorded; the others go on
+                        _failed(outs[k], name, err)
+                        alive.remove(k)
+                        continue
+                    if name == "evaluate":
+                        outs[k]["accuracy"] = dict(value["accuracy"])
+    except Exception as err:  # noqa: BLE001 - every failure is recorded, none stops the sweep
+        for k in alive:
+            _failed(outs[k], None, err)
+        alive = []
+    for k in alive:
+        outs[k]["status"] = "finished"
+    wall = round(time.perf_counter() - t0, 3)
+    for out in outs:
+        out["wall_s"] = wall
+    return outs
+
+
+def _train_group(
+    tasks: Sequence[Mapping[str, Any]], outs: list[dict[str, Any]], alive: list[int]
+) -> list[int]:
+    """The ``train`` stage of the runs ``alive`` (indices into ``tasks``) as one stack: those
+    that finished it before are skipped. Returns the runs still alive."""
+    from stdp_pipeline.io.rundir import RunDir
+    from stdp_pipeline.stages.table import stage
+    from stdp_pipeline.stages.train import run_train_stack
+
+    todo = []
+    for k in alive:
+        run = RunDir(Path(tasks[k]["path"]))
+        if run.stage_done("train"):
+            outs[k]["resumed_from"] = int(run.manifest()["stages"]["train"]["resumed_from"])
+        else:
+            todo.append(k)
+    if not todo:
+        return alive
+    row = stage("train")
+    task = tasks[todo[0]]
+    shared = {"progress": False}
+    given = {k: v for k, v in shared.items() if k in row.defaults}
+    kwargs = row.arguments(**given, **task.get("options", {}).get("train", {}))
+    kwargs["resume"] = True  # runs with checkpoints go on from them (a rerun task); others start
+    try:
+        summaries = run_train_stack([RunDir(Path(tasks[k]["path"])) for k in todo], **kwargs)
+    except Exception as err:  # noqa: BLE001 - recorded for every run of the stack
+        for k in todo:
+            _failed(outs[k], "train", err)
+        return [k for k in alive if k not in todo]
+    for k, summary in zip(todo, summaries, strict=True):
+        outs[k]["resumed_from"] = int(summary.get("resumed_from", 0))
+    return alive
+
+
+def _failed(out: dict[str, Any], stage: str | None, err: BaseException) -> None:
+    """Record ``err`` (raised in ``stage``) in a run's result, as :func:`run_point` does."""
+    from stdp_pipeline.errors import PipelineError
+
+    line = " ".join(str(err).split()) or type(err).__name__
+    if not isinstance(err, PipelineError):
+        line = f"{type(err).__name__}: {line}"
+    out["stage"] = stage
+    out["error"] = f"{stage}: {line}" if stage else line
+    out["traceback"] = "".join(traceback.format_exception(err))
 
 
 def _run_stage(name: str, path: Path, task: Mapping[str, Any]) -> Any:
