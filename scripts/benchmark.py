@@ -12,6 +12,12 @@ By default the timed training starts from a fresh network (random weights, thres
 20 mV), where spikes, and so the postsynaptic work, are many more than later in training;
 ``--warmup-digits N`` first trains on N other digits, untimed, so that the timed digits see a
 network in the state a full run spends most of its time in.
+
+``--stack B [B ...]`` also times ``B`` networks (seeds 0 .. B-1) learning the same digits as one
+stack (:mod:`stdp_pipeline.sim.stack`, what ``run --seeds ... --stack B`` trains per worker), in
+one process: the aggregate network-digits/s and its ratio to one network alone.
+
+    python scripts/benchmark.py --sizes 100 400 --stack 2 4 8 --train-digits 400
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from stdp_pipeline.io import data
 from stdp_pipeline.io.config import load_config
 from stdp_pipeline.sim.network import SLOT_WIDTHS, SpikingNetwork
 from stdp_pipeline.sim.present import inference_batch_size, respond, train_chunk, train_chunks
+from stdp_pipeline.sim.stack import NetworkStack, train_stack_chunks
 
 
 def cpu_model() -> str:
@@ -100,6 +107,41 @@ def bench(
     }
 
 
+def bench_stack(
+    n: int, images: np.ndarray, train_digits: int, b: int, warmup_digits: int, alone: float
+) -> dict:
+    """``b`` networks of ``n`` neurons (seeds 0 .. b-1) learning as one stack, timed as
+    :func:`bench` times one network (the same digits, chunks and warm-up)."""
+    cfg = load_config("diehl-cook-400", [f"network.n_excitatory={n}"])
+    nets = [SpikingNetwork(cfg.replace(seed=s)) for s in range(b)]
+    stack = NetworkStack(nets)
+    steps = cfg.encoding.steps
+    on = tf.ones([b], tf.bool)
+    t0 = time.perf_counter()
+    for width in SLOT_WIDTHS:  # compile, then start again from the fresh networks
+        stack.learning_program(width)(tf.fill([b, steps, width], nets[0].n_inputs), on)
+    compile_s = time.perf_counter() - t0
+    stack.load()
+    idx = np.arange(len(images))
+    if warmup_digits:
+        list(train_stack_chunks(stack, images[-warmup_digits:], idx[:warmup_digits], [
+            (0, slice(0, warmup_digits))]))  # fmt: skip
+    size = cfg.train.chunk_digits
+    chunks = [(0, slice(lo, min(lo + size, train_digits))) for lo in range(0, train_digits, size)]
+    t0 = time.perf_counter()
+    list(train_stack_chunks(stack, images, idx, chunks))
+    train_s = time.perf_counter() - t0
+    rate = b * train_digits / train_s
+    return {
+        "neurons": n,
+        "networks": b,
+        "network-digits/s": round(rate, 1),
+        "x one alone": round(rate / alone, 2),
+        "compile s": round(compile_s, 1),
+        "peak RSS MiB": round(peak_rss_mib()),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 400, 1600])
@@ -111,6 +153,14 @@ def main() -> None:
         default=0,
         help="train on this many other digits first, untimed (the last digits of the set)",
     )
+    parser.add_argument(
+        "--stack",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="B",
+        help="also time B networks learning as one stack (aggregate network-digits/s)",
+    )
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
     images = data.load_split("mnist", "train", args.data_dir).images.reshape(-1, 784)
@@ -119,9 +169,18 @@ def main() -> None:
             f"--warmup-digits {args.warmup_digits}: must be >= 0 and leave --train-digits "
             f"{args.train_digits} of the {len(images)} digits"
         )
+    if any(b < 1 for b in args.stack):
+        parser.error(f"--stack {' '.join(map(str, args.stack))}: networks must be >= 1")
     rows = [
         bench(n, images, args.train_digits, args.infer_digits, args.warmup_digits)
         for n in args.sizes
+    ]
+    stacked = [
+        bench_stack(
+            row["neurons"], images, args.train_digits, b, args.warmup_digits, row["train digits/s"]
+        )
+        for row in rows
+        for b in args.stack
     ]
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, {cpu_model()}; "
@@ -133,6 +192,9 @@ def main() -> None:
         f"{args.infer_digits} inference digits (batched)"
     )
     print(pd.DataFrame(rows).to_string(index=False))
+    if stacked:
+        print(f"\nnetworks learning as one stack ({args.train_digits} digits each):")
+        print(pd.DataFrame(stacked).to_string(index=False))
 
 
 if __name__ == "__main__":
