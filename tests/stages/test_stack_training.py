@@ -209,3 +209,20 @@ def test_stacked_training_keeps_the_accuracy_of_a_2000_digit_run(
     print(f"all-activity accuracy, seeds 0 and 1: {acc}")  # shown with pytest -s
     assert min(acc["alone"] + acc["stacked"]) > 0.6  # ten classes: chance is 0.1
     assert abs(np.mean(acc["stacked"]) - np.mean(acc["alone"])) < 0.02, acc
+
+
+def test_strict_stops_every_stacked_run_at_one_checkpoint(tmp_path: Path, mnist_dir: Path) -> None:
+    """`--strict` in a stack: the first flag stops the stack with the run's seed in the one-line
+    error, and every run keeps a checkpoint at that position to resume from."""
+    from stdp_pipeline.errors import PipelineError
+
+    hot = ["poisson.rate_max_hz=700", "encoding.presentation_ms=100", "network.n_excitatory=20"]
+    runs = _encoded(tmp_path, mnist_dir, [0, 1], *hot)
+    with pytest.raises(PipelineError, match=r"^seed \d: --strict: training stopped at digit 5 "):
+        run_train_stack(runs, strict=True, progress=False)
+    for run in runs:
+        assert sorted(run.checkpoints()) == [5]
+        assert not run.file("model.npz").exists()
+    summaries = run_train_stack(runs, resume=True, progress=False)
+    assert [s["resumed_from"] for s in summaries] == [5, 5]
+    assert [s["stacked"] for s in summaries] == [2, 2]
