@@ -44,9 +44,8 @@ from stdp_pipeline.errors import PipelineError
 from stdp_pipeline.geometry import Layout
 from stdp_pipeline.io.config import ExperimentConfig
 from stdp_pipeline.sim import delays as delay_mod
-from stdp_pipeline.sim import registry, wiring
+from stdp_pipeline.sim import learning, registry, wiring
 from stdp_pipeline.sim.codes import base as codes
-from stdp_pipeline.sim.rules.base import fired_in_order, normalise_columns
 
 #: Slot widths of the compiled learning presentations: a digit runs in the narrowest that holds
 #: its busiest step, so the per-step gather reads few padding rows.
@@ -302,112 +301,6 @@ class SpikingNetwork(tf.Module):
         return run
 
     def _present_learning(self, slots: tf.Tensor) -> tf.Tensor:
-        """One presentation with plasticity (see :meth:`learning_program`).
-
-        Normalises the weight columns, runs ``T`` steps with the event-driven rule, and writes
-        the new ``weights`` and ``theta`` back. All ``G`` patch groups run together (``G = 1``
-        for whole digits): a step gathers, per group, the weight rows of the pixels that spiked
-        inside its patch. The steps run in an inner loop that stops at the first step with an
-        excitatory spike; the outer loop then applies the postsynaptic updates of that step,
-        column by column, and resumes. Steps without a postsynaptic spike (nearly all) thus
-        carry no conditional.
-        """
-        cfg, lay = self.config, self.layout
-        enc, lc = cfg.encoding, cfg.learning
-        dt, shown = enc.dt_ms, enc.steps
-        steps = shown + self.rest_steps  # the rest, when simulated, runs with no input
-        g, p, ng, pix = lay.n_groups, lay.patch_inputs, lay.group_size, self.n_inputs
-        rule, rp = self.rule, self.rule_params
-        not_pad = tf.concat([tf.ones([pix]), tf.zeros([1])], axis=0)  # per image pixel
-        rows_p1 = tf.range(p + 1)
-        wgroup = self._wgroup
-        theta0 = self._theta2()
-        rest_ms = 0.0 if self.rest_steps else enc.rest_ms  # a simulated rest is in ``steps``
-        adapt = self.neuron.adaptation(self.exc_params, dt, steps, rest_ms)
-        if self.rest_steps:
-            slots = tf.concat([slots, tf.fill([self.rest_steps, tf.shape(slots)[1]], pix)], 0)
-
-        def row_index(idx):
-            """Where the weight rows of the step's pixels ``idx`` ``[K]`` lie in ``w``:
-            ``[G, K, 2]`` (weight group, patch row) when patched, ``[K, 1]`` (row) otherwise."""
-            if not lay.patched:
-                return idx[:, None]
-            local = tf.gather(self._row_of_pixel, idx, axis=1)  # [G, K] rows in each patch
-            return tf.stack([tf.broadcast_to(wgroup[:, None], tf.shape(local)), local], -1)
-
-        def step(t, w, carry, layers, rstate, count, s_e):
-            idx = slots[t]  # [K] image pixels
-            where = row_index(idx)
-            rows = tf.gather_nd(w, where)  # [G, K, Ng], or [K, Ng] for whole digits
-            if not lay.patched:
-                rows = rows[None]
-            theta_pos = self._per_position(adapt.at(carry, theta0, t))
-            s_e, layers = self._layers_step(layers, tf.reduce_sum(rows, axis=1), theta_pos)
-            carry = adapt.spiked(carry, self._per_weight_group(s_e), t)
-            now = tf.cast(t, tf.float32) * dt
-            rstate = rule.decay(rp, rstate, dt)
-            rstate, new_rows = rule.on_pre(rp, rstate, rows, idx, now)
-            if new_rows is not None:
-                w = tf.tensor_scatter_nd_update(
-                    w, tf.reshape(where, [-1, where.shape[-1]]), tf.reshape(new_rows, [-1, ng])
-                )
-            # spikes of a simulated rest are not the digit's
-            seen = s_e * tf.cast(t < shown, tf.float32) if self.rest_steps else s_e
-            count = count + seen
-            return t + 1, w, carry, layers, rstate, count, s_e
-
-        def potentiate(t, w, rstate, s_e):
-            """Postsynaptic updates for the spikes ``s_e`` ``[G, Ng]`` of step ``t - 1``."""
-            now = tf.cast(t - 1, tf.float32) * dt
-            factor = rule.pre_factor(rp, rstate, now) * not_pad
-            # [G, P+1]: the factor of each patch row
-            factor = tf.gather(factor, self._pixel_of_row) if lay.patched else factor[None]
-            flat = tf.reshape(s_e, [-1])
-            order, n_fired = fired_in_order(flat)
-
-            def one(m, w):
-                pos, j = order[m] // ng, order[m] % ng
-                column = [rows_p1, tf.fill([p + 1], j)]
-                if lay.patched:
-                    column.insert(0, tf.fill([p + 1], wgroup[pos]))
-                where = tf.stack(column, axis=-1)
-                new = rule.on_post(rp, rstate, tf.gather_nd(w, where), factor[pos], pos, j)
-                return m + 1, tf.tensor_scatter_nd_update(w, where, new)
-
-            w = tf.while_loop(lambda m, w: m < n_fired, one, (tf.constant(0), w))[1]
-            return w, rule.after_post(rp, rstate, s_e)
-
-        def segment(t, w, carry, layers, rstate, count, s_e):
-            w, rstate = potentiate(t, w, rstate, s_e)
-            state = (t, w, carry, layers, rstate, count, tf.zeros([g, ng]))
-            first = step(*state)  # always advance one step, then run on until a spike
-            return tf.while_loop(
-                lambda t, *rest: tf.logical_and(t < steps, tf.reduce_all(rest[-1] == 0)),
-                step,
-                first,
-            )
-
-        w = self._w3()
-        w = tf.transpose(normalise_columns(
-            tf.transpose(w, [1, 0, 2]), lc.weight_sum), [1, 0, 2])  # fmt: skip
-        w = tf.concat([w, tf.zeros([lay.weight_groups, 1, ng])], axis=1)  # zero padding row
-        if not lay.patched:
-            w = w[0]  # whole digits: the loop carries [P+1, N]
-        zeros = tf.zeros([g, ng])
-        if self.carried is None:
-            layers0, rstate0 = self._init_layers([g, ng]), rule.init(rp, [g, ng], pix)
-        else:
-            layers0, rstate0 = tf.nest.map_structure(lambda v: v.read_value(), self.carried)
-        init = (tf.constant(0), w, adapt.start(theta0), layers0, rstate0, zeros, zeros)
-        t, w, carry, layers, rstate, count, s_e = tf.while_loop(
-            lambda t, *_: t < steps, segment, init
-        )
-        w, rstate = potentiate(t, w, rstate, s_e)  # spikes of the last step
-        if self.carried is not None:
-            after = (layers, rule.carry(rp, rstate, steps * dt))
-            tf.nest.map_structure(lambda v, x: v.assign(x), self.carried, after)
-        theta = adapt.end(carry, theta0)  # the end of the presentation, then the rest
-        w = w[:-1] if not lay.patched else w[:, :-1]
-        self.weights.assign(tf.reshape(w, tf.shape(self.weights)))
-        self.theta.assign(tf.reshape(theta, tf.shape(self.theta)))
-        return tf.reshape(count, [-1])
+        """One presentation with plasticity (see :meth:`learning_program`): the program of
+        :func:`stdp_pipeline.sim.learning.present` for this network alone."""
+        return learning.present(self, 1, self.weights, self.theta, self.carried, slots[None])[0]
