@@ -27,10 +27,11 @@ it.
 
 Programs: :meth:`SpikingNetwork.learning_program` (one presentation with plasticity, one XLA
 program per slot width: the rule's ``decay`` and ``on_pre`` each step, ``on_post`` for each neuron
-that fired), :meth:`SpikingNetwork.input_slots` and :meth:`SpikingNetwork.input_currents` (the
-input code's spikes, per step or summed through the weights) and :meth:`SpikingNetwork.simulate`
-(a batch of digits with learning off). The drivers that show digits with retries, one by one or
-in batches, are in :mod:`stdp_pipeline.sim.present`.
+that fired; its body, shared with stacks of networks, is
+:func:`stdp_pipeline.sim.learning.present`), :meth:`SpikingNetwork.input_slots` and
+:meth:`SpikingNetwork.input_currents` (the input code's spikes, per step or summed through the
+weights) and :meth:`SpikingNetwork.simulate` (a batch of digits with learning off). The drivers
+that show digits with retries, one by one or in batches, are in :mod:`stdp_pipeline.sim.present`.
 """
 
 from __future__ import annotations

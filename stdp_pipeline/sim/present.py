@@ -17,7 +17,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 from collections.abc import Callable, Iterator, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 
@@ -31,6 +31,8 @@ CURRENTS_BYTES = 128 << 20
 #: 1,100 (16-64) against 700 (479); 400 neurons 500 (16-24) against 310-390 (119); 1,600 neurons
 #: 140 (4) against 100 (29).
 BATCH_NEURONS = 8192
+
+T = TypeVar("T")
 
 
 class TrainStats(NamedTuple):
@@ -172,20 +174,26 @@ def train_chunks(
     ``indices``), yielding each chunk's :class:`TrainStats` as it finishes. The next chunk's input
     spikes (:func:`chunk_inputs`) are drawn on a second thread while the current chunk learns:
     the same weights, bit for bit, as :func:`train_chunk` chunk after chunk."""
+    for (epoch, sel), inputs in drawn_ahead(
+        chunks, lambda epoch, sel: chunk_inputs(net, images[sel], indices[sel], epoch)
+    ):
+        yield train_chunk(net, images[sel], indices[sel], epoch=epoch, inputs=inputs)
+
+
+def drawn_ahead(
+    chunks: Sequence[tuple[int, slice]], draw: Callable[[int, slice], T]
+) -> Iterator[tuple[tuple[int, slice], T]]:
+    """Each chunk ``(epoch, digits)`` with ``draw(epoch, digits)``, in order; the next chunk's
+    draw runs on a second thread while the caller works on the current one."""
     if not len(chunks):
         return
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-
-        def draw(i: int) -> concurrent.futures.Future:
-            epoch, sel = chunks[i]
-            return pool.submit(chunk_inputs, net, images[sel], indices[sel], epoch)
-
-        pending = draw(0)
-        for i, (epoch, sel) in enumerate(chunks):
-            inputs = pending.result()
+        pending = pool.submit(draw, *chunks[0])
+        for i, chunk in enumerate(chunks):
+            drawn = pending.result()
             if i + 1 < len(chunks):
-                pending = draw(i + 1)
-            yield train_chunk(net, images[sel], indices[sel], epoch=epoch, inputs=inputs)
+                pending = pool.submit(draw, *chunks[i + 1])
+            yield chunk, drawn
 
 
 def inference_batch_size(net: SpikingNetwork) -> int:

@@ -29,7 +29,7 @@ from stdp_pipeline.errors import PipelineError
 from stdp_pipeline.io.config import diff
 from stdp_pipeline.sim import learning
 from stdp_pipeline.sim.network import SLOT_WIDTHS, SpikingNetwork
-from stdp_pipeline.sim.present import ChunkInputs, TrainStats, chunk_inputs
+from stdp_pipeline.sim.present import ChunkInputs, TrainStats, chunk_inputs, drawn_ahead
 
 
 def check_stackable(nets: Sequence[SpikingNetwork]) -> None:
@@ -210,21 +210,8 @@ def train_stack_chunks(
     """:func:`stdp_pipeline.sim.present.train_chunks` for a stack: the chunks ``(epoch,
     digits)`` in order, each network's stats per chunk; every network's next chunk's input
     spikes are drawn on a second thread while the current chunk learns."""
-    import concurrent.futures
-
-    if not len(chunks):
-        return
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-
-        def draw(i: int) -> concurrent.futures.Future:
-            epoch, sel = chunks[i]
-            return pool.submit(
-                lambda: [chunk_inputs(n, images[sel], indices[sel], epoch) for n in stack.nets]
-            )
-
-        pending = draw(0)
-        for i, (epoch, sel) in enumerate(chunks):
-            inputs = pending.result()
-            if i + 1 < len(chunks):
-                pending = draw(i + 1)
-            yield train_stack_chunk(stack, images[sel], indices[sel], epoch=epoch, inputs=inputs)
+    for (epoch, sel), inputs in drawn_ahead(
+        chunks,
+        lambda epoch, sel: [chunk_inputs(n, images[sel], indices[sel], epoch) for n in stack.nets],
+    ):
+        yield train_stack_chunk(stack, images[sel], indices[sel], epoch=epoch, inputs=inputs)

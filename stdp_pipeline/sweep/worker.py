@@ -79,16 +79,7 @@ def run_point(task: Mapping[str, Any]) -> dict[str, Any]:
     """
     t0 = time.perf_counter()
     path = Path(task["path"])
-    out: dict[str, Any] = {
-        "status": "failed",
-        "error": None,
-        "stage": None,
-        "traceback": None,
-        "accuracy": None,
-        "resumed_from": None,
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-    }
+    out = _new_result()
     current = None
     try:
         from stdp_pipeline.io.rundir import RunDir
@@ -105,14 +96,7 @@ def run_point(task: Mapping[str, Any]) -> dict[str, Any]:
             current = None
         out["status"] = "finished"
     except Exception as err:  # noqa: BLE001 - every failure is recorded, none stops the sweep
-        from stdp_pipeline.errors import PipelineError
-
-        line = " ".join(str(err).split()) or type(err).__name__
-        if not isinstance(err, PipelineError):
-            line = f"{type(err).__name__}: {line}"
-        out["stage"] = current
-        out["error"] = f"{current}: {line}" if current else line
-        out["traceback"] = traceback.format_exc()
+        _failed(out, current, err)
     out["wall_s"] = round(time.perf_counter() - t0, 3)
     return out
 
@@ -126,20 +110,7 @@ def run_group(tasks: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     if len(tasks) == 1:
         return [run_point(tasks[0])]
     t0 = time.perf_counter()
-    outs: list[dict[str, Any]] = []
-    for _ in tasks:
-        outs.append(
-            {
-                "status": "failed",
-                "error": None,
-                "stage": None,
-                "traceback": None,
-                "accuracy": None,
-                "resumed_from": None,
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-            }
-        )
+    outs = [_new_result() for _ in tasks]
     alive = list(range(len(tasks)))
     try:
         from stdp_pipeline.io.rundir import RunDir
@@ -173,6 +144,20 @@ def run_group(tasks: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     for out in outs:
         out["wall_s"] = wall
     return outs
+
+
+def _new_result() -> dict[str, Any]:
+    """A run's result before anything ran: failed, with no error yet."""
+    return {
+        "status": "failed",
+        "error": None,
+        "stage": None,
+        "traceback": None,
+        "accuracy": None,
+        "resumed_from": None,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
 
 
 def _train_group(
