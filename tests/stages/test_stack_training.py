@@ -36,6 +36,17 @@ TINY = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _one_slot_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every presentation in the widest slots: one compiled program per network or stack
+    instead of one per width (results do not depend on the width: padding slots are no-ops)."""
+    from stdp_pipeline.sim import present, stack
+    from stdp_pipeline.sim.codes.base import SLOTS
+
+    monkeypatch.setattr(present, "SLOT_WIDTHS", (SLOTS,))
+    monkeypatch.setattr(stack, "SLOT_WIDTHS", (SLOTS,))
+
+
 def _encoded(root: Path, mnist_dir: Path, seeds, *extra: str) -> list[RunDir]:
     return [
         run_encode(
