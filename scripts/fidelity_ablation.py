@@ -12,11 +12,13 @@ fails is reported and the others go on. The table can be printed from runs made 
     python scripts/fidelity_ablation.py --neurons 100 --out results/fidelity-100 --summary-only
 
 The variants (README, "Fidelity"): ``preset`` (diehl-cook-N as shipped), one row per switch,
-``3 passes`` (the authors' script's passes), ``exponential membrane`` (the membrane stepped by
-exponential Euler, not the authors' forward Euler: the 1600 and 6400 presets use it), ``no block +
-exponential membrane``, ``original`` (the diehl-cook-N-original preset: every switch at once), and
-the switches that looked like gains at 400 neurons together: ``simulated rest + exponential
-membrane`` and the same with ``+ 3 passes``.
+``3 passes`` (the authors' script's passes; ``diehl-cook-400``'s since the ablation), ``1 pass``
+(``diehl-cook-400``'s passes before, its ``preset`` row in the README's 400-neuron table),
+``exponential membrane`` (the membrane stepped by exponential Euler, not the authors' forward
+Euler: the 1600 and 6400 presets use it), ``no block + exponential membrane``, ``original``
+(the diehl-cook-N-original preset: every switch at once), and the switches that looked like
+gains at 400 neurons together: ``simulated rest + exponential membrane`` and the same with
+``+ 3 passes``.
 Variant names go to ``--variants`` separated by commas.
 """
 
@@ -46,7 +48,8 @@ VARIANTS: dict[str, list[str]] = {
     "input delays 0-10 ms": ["network.input_delay_max_ms=10"],
     "initial weights 0.003-0.303": ["learning.w_init_min=0.003", "learning.w_init_max=0.303"],
     "retries up to 64": ["encoding.max_retries=64"],
-    "3 passes": ["train.epochs=3"],  # the authors' script; the 100 and 400 presets train 1
+    "3 passes": ["train.epochs=3"],  # the authors' script's; diehl-cook-100 trains 1, -400 3
+    "1 pass": ["train.epochs=1"],  # diehl-cook-400 before it took the authors' 3 passes
     # not the authors' (they step v by forward Euler): the numerics the 1600 and 6400 presets need
     "exponential membrane": ["excitatory.membrane=exponential", "inhibitory.membrane=exponential"],
     # the authors' block (none) with the numerics that keep it stable: without the 50 ms block,
