@@ -173,7 +173,7 @@ def _train_group(
     for k in alive:
         run = RunDir(Path(tasks[k]["path"]))
         if run.stage_done("train"):
-            outs[k]["resumed_from"] = int(run.manifest()["stages"]["train"]["resumed_from"])
+            outs[k]["resumed_from"] = int(run.manifest()["stages"]["train"].get("resumed_from", 0))
         else:
             todo.append(k)
     if not todo:
