@@ -87,9 +87,14 @@ def run_train(
 
     ``strict``: stop at the first chunk that raises a training health flag, with a checkpoint to
     resume from and a one-line :class:`PipelineError` (otherwise: a one-line warning per flag)."""
+    return _train_alone(_Training(run, epochs=epochs, limit=limit, resume=resume), progress, strict)
+
+
+def _train_alone(job: _Training, progress: bool | None, strict: bool) -> dict:
+    """Train ``job``'s network alone (its run locked by the caller); the stage summary."""
     from stdp_pipeline.sim.present import train_chunks
 
-    job = _Training(run, epochs=epochs, limit=limit, resume=resume)
+    run = job.run
     job.open_writer()
     with run.stage("train") as record:
         with Progress(job.total, "train", enabled=progress) as bar:
@@ -132,12 +137,7 @@ def run_train_stack(
             held.enter_context(run.lock("train"))
         jobs = [_Training(run, epochs=epochs, limit=limit, resume=resume) for run in runs]
         if len(jobs) < 2 or _unstackable(jobs):
-            return [
-                run_train.__wrapped__(
-                    run, epochs=epochs, limit=limit, resume=resume, progress=progress, strict=strict
-                )
-                for run in runs
-            ]
+            return [_train_alone(job, progress, strict) for job in jobs]
         stack = NetworkStack([job.net for job in jobs])
         first = jobs[0]
         for job in jobs:
