@@ -108,10 +108,11 @@ def find_runs(folders: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return sorted(found)
 
 
-def measured_rows(run_dir: str | os.PathLike[str]) -> list[dict]:
+def measured_rows(run_dir: str | os.PathLike[str], *, seed: bool = True) -> list[dict]:
     """One row per voting scheme of the run directory ``run_dir`` (from its ``metrics.json``
-    and ``config.json``). Raises :class:`PipelineError` if either cannot be read, or if the run's
-    manifest says its ``evaluate`` stage is stale (a stage before it ran again since)."""
+    and ``config.json``); the note is :func:`run_notes` (``seed``: with the run's seed). Raises
+    :class:`PipelineError` if either cannot be read, or if the run's manifest says its
+    ``evaluate`` stage is stale (a stage before it ran again since)."""
     from stdp_pipeline.io.artefacts import check_metrics
 
     path = Path(run_dir)
@@ -120,32 +121,7 @@ def measured_rows(run_dir: str | os.PathLike[str]) -> list[dict]:
     config = _read_json(path / "config.json")
     check_metrics(metrics, f"{path}/metrics.json", f": run `stdp-pipeline evaluate {path}` again")
     accuracy = metrics["accuracy"]
-    encoding = config.get("encoding", {}) if isinstance(config, dict) else {}
-    learning = config.get("learning", {}) if isinstance(config, dict) else {}
-    notes = []
-    if encoding.get("patch_size_px", 28) < 28:
-        notes.append(
-            f"{encoding['patch_size_px']} px patches, stride {encoding.get('patch_stride_px')}"
-        )
-    if learning.get("rule", "trace") != "trace":
-        notes.append(f"{learning['rule']} STDP")
-    network = config.get("network", {}) if isinstance(config, dict) else {}
-    if network.get("neuron", "conductance") != "conductance":
-        notes.append(f"{network['neuron']} neurons")
-    if encoding.get("code", "poisson") != "poisson":
-        notes.append(f"{encoding['code']} code")
-    passes = metrics.get("train_passes")
-    if isinstance(passes, int) and passes > 1:
-        notes.append(f"{passes} passes")
-    assign_digits = metrics.get("assign_digits")
-    if isinstance(assign_digits, int):
-        notes.append(f"labels and read-out from {assign_digits:,} training digits")
-    inference = config.get("evaluate", {}) if isinstance(config, dict) else {}
-    if inference.get("inh_to_exc_weight") is not None:
-        notes.append(f"inference inhibition {inference['inh_to_exc_weight']:g}")
-    test_digits = metrics.get("test_digits")
-    if test_digits is not None and test_digits != 10000:
-        notes.append(f"{test_digits:,} test digits")
+    notes = run_notes(config if isinstance(config, dict) else {}, metrics, seed=seed)
     rows = []
     for scheme, value in accuracy.items():
         rows.append(
@@ -167,6 +143,7 @@ def measured_rows(run_dir: str | os.PathLike[str]) -> list[dict]:
         )
     pixels = metrics.get("pixels_linear")
     if isinstance(pixels, (int, float)) and 0.0 <= pixels <= 1.0:
+        test_digits = metrics.get("test_digits")
         test = f"{test_digits:,}" if test_digits is not None else "the same"
         rows.append(
             {
@@ -186,6 +163,82 @@ def measured_rows(run_dir: str | os.PathLike[str]) -> list[dict]:
             }
         )
     return rows
+
+
+def run_notes(config: dict, metrics: dict, *, seed: bool = True) -> list[str]:
+    """What a row's note says about the run, from its resolved ``config`` (``config.json``) and
+    ``metrics``: the model's departures from the plain Diehl & Cook network (patches, learning
+    rule, neuron, input code), the switches of the authors' code (:func:`fidelity_notes`), the
+    passes over the training digits, the seed (``seed``), the labelled digits, an inference
+    inhibition of its own and a test set other than the 10,000 digits."""
+    encoding = config.get("encoding") or {}
+    learning = config.get("learning") or {}
+    network = config.get("network") or {}
+    notes = []
+    if encoding.get("patch_size_px", 28) < 28:
+        notes.append(
+            f"{encoding['patch_size_px']} px patches, stride {encoding.get('patch_stride_px')}"
+        )
+    if learning.get("rule", "trace") != "trace":
+        notes.append(f"{learning['rule']} STDP")
+    if network.get("neuron", "conductance") != "conductance":
+        notes.append(f"{network['neuron']} neurons")
+    if encoding.get("code", "poisson") != "poisson":
+        notes.append(f"{encoding['code']} code")
+    notes += fidelity_notes(config)
+    passes = metrics.get("train_passes")
+    if isinstance(passes, int) and passes >= 1:
+        notes.append(f"{passes} pass" + ("es" if passes > 1 else ""))
+    if seed and isinstance(config.get("seed"), int):
+        notes.append(f"seed {config['seed']}")
+    assign_digits = metrics.get("assign_digits")
+    if isinstance(assign_digits, int):
+        notes.append(f"labels and read-out from {assign_digits:,} training digits")
+    inference = config.get("evaluate") or {}
+    if inference.get("inh_to_exc_weight") is not None:
+        notes.append(f"inference inhibition {inference['inh_to_exc_weight']:g}")
+    test_digits = metrics.get("test_digits")
+    if test_digits is not None and test_digits != 10000:
+        notes.append(f"{test_digits:,} test digits")
+    return notes
+
+
+def fidelity_notes(config: dict) -> list[str]:
+    """The switches of the authors' code (README "Fidelity") that the resolved ``config``
+    (``config.json``) sets away from their section defaults, in words: a simulated rest,
+    exponential membrane, Euler conductances, the spike block, a membrane that integrates while
+    refractory, input delays, initial weights, the retry cap."""
+    from stdp_pipeline.io.config import EncodingConfig, LearningConfig
+    from stdp_pipeline.sim.neurons.conductance import ExcitatoryConfig
+
+    enc, learn = config.get("encoding") or {}, config.get("learning") or {}
+    layers = [config.get("excitatory") or {}, config.get("inhibitory") or {}]
+    exc = layers[0]
+    notes = []
+    if enc.get("rest", EncodingConfig.rest) == "simulate":
+        notes.append("simulated rest")
+    for key, value, words in (
+        ("membrane", "exponential", "exponential membrane"),
+        ("integration", "euler", "Euler conductances"),
+        ("refractory_v", "integrate", "membrane integrated while refractory"),
+    ):
+        which = [i for i, layer in enumerate(layers) if layer.get(key) == value]
+        if which:
+            notes.append(words + ("" if len(which) == 2 else f" ({key}, {len(which)} of 2 layers)"))
+    block = exc.get("spike_block_ms", ExcitatoryConfig.spike_block_ms)
+    if block != ExcitatoryConfig.spike_block_ms:
+        notes.append(f"spike block {block:g} ms")
+    delay = (config.get("network") or {}).get("input_delay_max_ms", 0.0)
+    if delay:
+        notes.append(f"input delays 0-{delay:g} ms")
+    lo = learn.get("w_init_min", LearningConfig.w_init_min)
+    hi = learn.get("w_init_max", LearningConfig.w_init_max)
+    if (lo, hi) != (LearningConfig.w_init_min, LearningConfig.w_init_max):
+        notes.append(f"initial weights {lo:g}-{hi:g}")
+    retries = enc.get("max_retries", EncodingConfig.max_retries)
+    if retries != EncodingConfig.max_retries:
+        notes.append(f"retries up to {retries}")
+    return notes
 
 
 def kept_rows(path: str | os.PathLike[str]) -> list[dict]:
@@ -425,12 +478,19 @@ SWEEP_MODES = ("best", "all", "none")
 
 def find_sweeps(folders: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Sweep folders under ``folders`` (recursively, the folders themselves included): every
-    folder holding ``sweep.json``, sorted."""
+    folder holding ``sweep.json``, sorted. Links to folders are followed, as in
+    :func:`find_runs` (a seeds folder kept elsewhere and linked into ``results/`` counts)."""
     from stdp_pipeline.sweep import SWEEP_FILE
 
     found: set[Path] = set()
+    visited: set[str] = set()  # real paths walked already
     for folder in folders:
-        for here, dirs, files in os.walk(Path(folder)):
+        for here, dirs, files in os.walk(Path(folder), followlinks=True):
+            real = os.path.realpath(here)
+            if real in visited:
+                dirs[:] = []
+                continue
+            visited.add(real)
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             if SWEEP_FILE in files:
                 found.add(Path(here))
@@ -449,7 +509,12 @@ def sweep_rows(sweep_dir: str | os.PathLike[str]) -> list[dict]:
     best = best_point(sweep_dir)
     if best is None:
         return []
-    per_seed = [measured_rows(run) for run in best["runs"]]
+    per_seed = [measured_rows(run, seed=False) for run in best["runs"]]
+    seed_list = sorted(
+        s
+        for s in (_read_json(Path(r) / "config.json").get("seed") for r in best["runs"])
+        if isinstance(s, int)
+    )
     # a seeds folder (``run --seeds``): its runs lie in the folder itself, not in a point folder
     seeds_folder = all(Path(run).parent == Path(sweep_dir) for run in best["runs"])
     rows = []
@@ -462,7 +527,7 @@ def sweep_rows(sweep_dir: str | os.PathLike[str]) -> list[dict]:
                  if r["source"] == "measured" and r["scheme"] == row["scheme"]
                  and not _missing(r["train_wall_s"])]  # fmt: skip
         spread = best["std"].get(scheme, float("nan"))
-        seeds = f"mean of {best['seeds']} seed(s)" + (
+        seeds = f"mean of {best['seeds']} seed(s) ({', '.join(map(str, seed_list))})" + (
             "" if math.isnan(spread) else f" ± {100 * spread:.2f}"
         )
         if seeds_folder:  # one config, several seeds: the folder is the row

@@ -18,7 +18,9 @@ from stdp_pipeline.io.rundir import RunDir
 from stdp_pipeline.stages.report import (
     bar_label,
     comparison_table,
+    fidelity_notes,
     find_runs,
+    find_sweeps,
     load_published,
     markdown_table,
     measured_rows,
@@ -81,23 +83,57 @@ def _fake_evaluated_run(path, n, accuracy, *, name, train_wall_s=12.5, sets=(), 
     (path / "metrics.json").write_text(json.dumps(metrics))
 
 
-def test_measured_rows_name_passes_labelled_digits_and_inference_inhibition(tmp_path):
-    """The note of a measured row gives the passes (when more than one), the labelled digits
-    the labels and read-out were fitted on, and an inference inhibition of its own."""
+def test_measured_rows_name_passes_seed_labelled_digits_and_inference_inhibition(tmp_path):
+    """The note of a measured row gives the passes, the seed, the labelled digits the labels
+    and read-out were fitted on, and an inference inhibition of its own."""
     _fake_evaluated_run(
         tmp_path / "one", 100, {"linear": 0.9}, name="diehl-cook-100", train_passes=1
     )
     _fake_evaluated_run(
         tmp_path / "three", 1600, {"linear": 0.95}, name="event-stdp-patches",
-        sets=["evaluate.inh_to_exc_weight=4"], train_passes=3,
+        sets=["evaluate.inh_to_exc_weight=4", "seed=2"], train_passes=3,
     )  # fmt: skip
     one = measured_rows(tmp_path / "one")[0]["note"]
     three = measured_rows(tmp_path / "three")[0]["note"]
-    assert one == "labels and read-out from 10,000 training digits"
+    assert one == "1 pass; seed 0; labels and read-out from 10,000 training digits"
     assert three == (
-        "16 px patches, stride 12; event STDP; 3 passes; labels and read-out from 10,000 "
-        "training digits; inference inhibition 4"
+        "16 px patches, stride 12; event STDP; 3 passes; seed 2; labels and read-out from "
+        "10,000 training digits; inference inhibition 4"
     )
+    assert "seed" not in measured_rows(tmp_path / "three", seed=False)[0]["note"]
+
+
+def test_notes_name_each_switch_of_the_authors_code(tmp_path):
+    """The -original presets set every switch of README "Fidelity" and the note names each; the
+    100- and 400-neuron presets set none, the 1600-neuron preset the exponential membrane; a
+    switch on one layer alone says so."""
+    original = load_config("diehl-cook-400-original").to_dict()
+    assert fidelity_notes(original) == [
+        "simulated rest",
+        "Euler conductances",
+        "spike block 0 ms",
+        "input delays 0-10 ms",
+        "initial weights 0.003-0.303",
+        "retries up to 64",
+    ]
+    assert fidelity_notes(load_config("diehl-cook-400").to_dict()) == []
+    assert fidelity_notes(load_config("diehl-cook-100").to_dict()) == []
+    assert fidelity_notes(load_config("diehl-cook-1600").to_dict()) == ["exponential membrane"]
+    one = load_config(
+        "diehl-cook-100", ["excitatory.refractory_v=integrate", "excitatory.spike_block_ms=20"]
+    ).to_dict()
+    assert fidelity_notes(one) == [
+        "membrane integrated while refractory (refractory_v, 1 of 2 layers)",
+        "spike block 20 ms",
+    ]
+    _fake_evaluated_run(
+        tmp_path / "orig", 400, {"all_activity": 0.65}, name="diehl-cook-400-original",
+        train_passes=3,
+    )  # fmt: skip
+    row = measured_rows(tmp_path / "orig")[0]
+    assert row["model"] == "diehl-cook-400-original"
+    assert row["note"].startswith("simulated rest; Euler conductances; spike block 0 ms; ")
+    assert "retries up to 64; 3 passes; seed 0; labels" in row["note"]
 
 
 def test_find_runs_follows_links_once(tmp_path):
@@ -113,6 +149,19 @@ def test_find_runs_follows_links_once(tmp_path):
     (results / "zz-dc100").symlink_to(results / "dc100", target_is_directory=True)
     assert find_runs([results]) == [results / "dc100", results / "dc1600"]
     assert find_runs([results, tmp_path / "runs"]) == [results / "dc100", results / "dc1600"]
+
+
+def test_find_sweeps_follows_links_once(tmp_path):
+    """A seeds folder kept elsewhere and linked into the results folder is found as a sweep
+    (so that compare lists its mean, not each seed); a link loop ends the walk."""
+    elsewhere = tmp_path / "runs" / "fidelity-400" / "3-passes"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "sweep.json").write_text("{}")
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "fidelity-400").symlink_to(elsewhere.parent, target_is_directory=True)
+    (results / "loop").symlink_to(results, target_is_directory=True)
+    assert find_sweeps([results]) == [results / "fidelity-400" / "3-passes"]
 
 
 def test_comparison_has_published_and_measured_rows(tmp_path):

@@ -135,7 +135,7 @@ def test_seeds_run_matches_single_runs_and_summarizes(tmp_path: Path, mnist_dir:
     assert len(rows) == 3 and set(rows["run"]) == {str(out)}
     assert set(rows["model"]) == {"diehl-cook-100"}
     assert rows.loc["all activity", "accuracy"] == pytest.approx(table["all_activity_mean"][0])
-    assert rows.loc["linear", "note"].startswith("mean of 2 seed(s) ± ")
+    assert rows.loc["linear", "note"].startswith("mean of 2 seed(s) (0, 1) ± ")
     # every scheme's row has the mean training time of the seeds (the linear one too)
     walls = [json.loads((out / f"seed={s}" / "metrics.json").read_text())["train_wall_s"]
              for s in (0, 1)]  # fmt: skip
