@@ -1,15 +1,18 @@
 """The fidelity ablation: Diehl & Cook with each difference from the authors' code switched alone.
 
-One run directory per variant and seed, ``<out>/<variant>/seed<s>/`` (full MNIST by default: the
-preset's 60,000 training digits, labels from them, the 10,000 test digits), then a table of the
-all-activity and proportion accuracies, mean and spread (sample standard deviation) over seeds.
-Runs that already finished are reused and runs that were begun go on from where they stopped
-(training from its last checkpoint), so the script can be stopped and started again; a run that
-fails is reported and the others go on. The table can be printed from runs made elsewhere
-(``--summary-only``).
+One seeds folder per variant, ``<out>/<variant>/`` (made by ``stdp-pipeline run --seeds``: one run
+directory ``seed=<s>/`` per seed, the mean and spread in its ``summary.csv``, one row with the
+mean in ``stdp-pipeline compare``), full MNIST by default (the preset's 60,000 training digits,
+labels from them, the 10,000 test digits); then a table of the all-activity and proportion
+accuracies, mean and spread (sample standard deviation) over the seeds. Seeds that finished are
+skipped and runs that were begun go on from where they stopped (training from its last
+checkpoint), so the script can be stopped and started again; a run that fails is reported and the
+others go on. The table can be printed from runs made elsewhere (``--summary-only``).
 
     python scripts/fidelity_ablation.py --neurons 100 --seeds 0,1,2 --out results/fidelity-100
     python scripts/fidelity_ablation.py --neurons 100 --out results/fidelity-100 --summary-only
+    python scripts/fidelity_ablation.py --neurons 400 --variants "3 passes,original" \
+        --seeds 0,1 --workers 2 --out results/fidelity-400      # two seeds at a time
 
 The variants (README, "Fidelity"): ``preset`` (diehl-cook-N as shipped), one row per switch,
 ``3 passes`` (the authors' script's passes; ``diehl-cook-400``'s since the ablation), ``1 pass``
@@ -19,7 +22,9 @@ Euler: the 1600 and 6400 presets use it), ``no block + exponential membrane``, `
 (the diehl-cook-N-original preset: every switch at once), and the switches that looked like
 gains at 400 neurons together: ``simulated rest + exponential membrane`` and the same with
 ``+ 3 passes``.
-Variant names go to ``--variants`` separated by commas.
+Variant names go to ``--variants`` separated by commas; ``--set KEY=VALUE`` (repeatable) adds an
+override to every variant (``--set data.train_digits=2000`` for a quick look, into another
+``--out``).
 """
 
 from __future__ import annotations
@@ -31,9 +36,6 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-
-from stdp_pipeline.errors import PipelineError
-from stdp_pipeline.io.rundir import RunDir
 
 #: variant -> the --set overrides that switch it on (on top of diehl-cook-N).
 VARIANTS: dict[str, list[str]] = {
@@ -74,50 +76,21 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
 
 
-def run_dir(out: Path, variant: str, seed: int) -> Path:
-    return out / _slug(variant) / f"seed{seed}"
+def variant_dir(out: Path, variant: str) -> Path:
+    """The seeds folder of ``variant``."""
+    return out / _slug(variant)
 
 
-#: The stages each run goes through, in order (``stdp-pipeline run``'s).
-STAGES = ("encode", "train", "assign", "evaluate", "fields", "reconstruct", "curves")
-
-
-def _done(run: RunDir) -> set[str]:
-    """The stages the run directory records as finished and not stale (none if it has no
-    readable manifest yet)."""
-    try:
-        return {name for name in STAGES if run.stage_done(name)}
-    except PipelineError:
-        return set()
-
-
-def run(neurons: int, variant: str, seed: int, out: Path) -> bool:
-    """One run with every stage, unless its metrics are there already. A run directory that was
-    begun (stopped, or a later stage failed) goes on from where it stopped: training resumes from
-    its last checkpoint and finished stages are kept. Returns whether every stage finished."""
-    target = run_dir(out, variant, seed)
-    if (target / "metrics.json").exists():
-        return True
-    sets = VARIANTS[variant]
-    preset = f"diehl-cook-{neurons}" + ("-original" if sets is None else "")
-    done = _done(RunDir(target))
-    if "encode" in done:
-        todo = [s for s in STAGES if s not in done]
-        cmds = [
-            ["stdp-pipeline", name, str(target)] + (["--resume"] if name == "train" else [])
-            for name in todo
-        ]
-        if cmds and cmds[0][1] == "train" and not RunDir(target).checkpoints():
-            cmds[0] = cmds[0][:-1]  # no checkpoint yet: train from the start
-    else:
-        cmd = ["stdp-pipeline", "run", str(target), "--config", preset, "--set", f"seed={seed}"]
-        cmds = [cmd + [arg for s in sets or [] for arg in ("--set", s)]]
-    for cmd in cmds:
-        print(" ".join(cmd), flush=True)
-        if subprocess.run(cmd).returncode != 0:
-            print(f"failed: {target} ({cmd[1]}); the other runs go on", flush=True)
-            return False
-    return True
+def command(
+    neurons: int, variant: str, seeds: list[int], out: Path, sets: list[str], workers: int | None
+) -> list[str]:
+    """The ``stdp-pipeline run --seeds`` command of one variant."""
+    switches = VARIANTS[variant]
+    preset = f"diehl-cook-{neurons}" + ("-original" if switches is None else "")
+    cmd = ["stdp-pipeline", "run", str(variant_dir(out, variant)), "--config", preset]
+    cmd += [arg for s in (switches or []) + sets for arg in ("--set", s)]
+    cmd += ["--seeds", ",".join(map(str, seeds))]
+    return cmd + (["--workers", str(workers)] if workers else [])
 
 
 def summary(out: Path, seeds: list[int]) -> pd.DataFrame:
@@ -127,7 +100,7 @@ def summary(out: Path, seeds: list[int]) -> pd.DataFrame:
     for variant in VARIANTS:
         found = {}
         for seed in seeds:
-            path = run_dir(out, variant, seed) / "metrics.json"
+            path = variant_dir(out, variant) / f"seed={seed}" / "metrics.json"
             if path.exists():
                 found[seed] = json.loads(path.read_text())["accuracy"]
         if not found:
@@ -161,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated variants")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="an override added to every variant (repeatable)")  # fmt: skip
+    ap.add_argument("--workers", type=int, default=None, help="runs at a time (default: cores)")
     ap.add_argument("--summary-only", action="store_true", help="print the table, run nothing")
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -172,9 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     if not args.summary_only:
         for variant in chosen:
-            for seed in seeds:
-                if not run(args.neurons, variant, seed, args.out):
-                    failed.append(str(run_dir(args.out, variant, seed)))
+            cmd = command(args.neurons, variant, seeds, args.out, args.sets, args.workers)
+            print(" ".join(cmd), flush=True)
+            if subprocess.run(cmd).returncode != 0:
+                failed.append(str(variant_dir(args.out, variant)))
     table = summary(args.out, seeds)
     print(markdown(table) if len(table) else "no finished runs")
     for path in failed:

@@ -454,3 +454,54 @@ def test_accuracy_curve_scores_every_checkpoint(tiny_runs, tmp_path, capsys):
     )
     assert script.main([str(run), "--positions", "ten", "-q"]) == 2
     assert "--positions ten: must be digit counts" in capsys.readouterr().err
+
+
+def test_fidelity_ablation_runs_each_variant_as_a_seeds_folder(tmp_path, monkeypatch, capsys):
+    """scripts/fidelity_ablation.py gives each variant one `run --seeds` command into its own
+    seeds folder (the -original preset for `original`, the variant's switches and the extra
+    --set overrides otherwise), goes on past a failed variant, and tabulates the mean and spread
+    of the seeds found (what `compare` lists as one row per folder)."""
+    import importlib.util
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location(
+        "fidelity_ablation", repo / "scripts" / "fidelity_ablation.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "fid"
+    assert script.command(400, "original", [0, 1], out, [], None) == [
+        "stdp-pipeline", "run", str(out / "original"), "--config", "diehl-cook-400-original",
+        "--seeds", "0,1",
+    ]  # fmt: skip
+    assert script.command(100, "simulated rest", [2], out, ["data.train_digits=50"], 2) == [
+        "stdp-pipeline", "run", str(out / "simulated-rest"), "--config", "diehl-cook-100",
+        "--set", "encoding.rest=simulate", "--set", "excitatory.v_init_offset_mv=-40",
+        "--set", "inhibitory.v_init_offset_mv=-40", "--set", "data.train_digits=50",
+        "--seeds", "2", "--workers", "2",
+    ]  # fmt: skip
+    accuracies = {0: 0.80, 1: 0.76}
+    for seed, acc in accuracies.items():
+        run = out / "preset" / f"seed={seed}"
+        run.mkdir(parents=True)
+        metrics = {"all_activity": acc, "proportion": acc + 0.02, "linear": 0.86}
+        (run / "metrics.json").write_text(json.dumps({"accuracy": metrics}))
+    calls = []
+
+    def fake_run(cmd):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 1 if "retries-up-to-64" in cmd[2] else 0)
+
+    monkeypatch.setattr(script.subprocess, "run", fake_run)
+    argv = ["--neurons", "100", "--seeds", "0,1", "--out", str(out),
+            "--variants", "preset,retries up to 64", "--set", "data.test_digits=100"]  # fmt: skip
+    assert script.main(argv) == 1
+    assert [c[2] for c in calls] == [str(out / "preset"), str(out / "retries-up-to-64")]
+    assert all(c[-3:] == ["data.test_digits=100", "--seeds", "0,1"] for c in calls)
+    printed = capsys.readouterr().out
+    assert "| preset | 0,1 | 78.00 | 2.83 | 80.00 | 2.83 | 80.00 / 76.00 | 86.00 |" in printed
+    assert f"failed: {out / 'retries-up-to-64'}" in printed
+    assert script.main([*argv[:-4], "--summary-only"]) == 0 and len(calls) == 2
+    assert script.main(["--out", str(out), "--variants", "no such"]) == 2
