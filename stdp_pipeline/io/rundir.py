@@ -371,6 +371,39 @@ class RunDir:
             atomic.write_json(self.file(MANIFEST_FILE), manifest)
         return flagged
 
+    def adopt(self, source: RunDir, names: tuple[str, ...] | list[str]) -> None:
+        """Take the finished stages ``names`` of ``source`` (another run directory) as this run's
+        own: their outputs are hard-linked into this folder (copied where the file system cannot
+        link; every output is written whole by rename, so a link never sees a later change of
+        the source) and their records copied into this manifest with ``"adopted_from"`` (the
+        source's path); the source's data checksums come along. The stages downstream of them
+        here become stale. The caller checks that the two configs agree on everything these
+        stages read (a sweep: all but ``evaluate.*``).
+
+        Raises :class:`PipelineError` if a stage of ``source`` has not finished."""
+        import shutil
+
+        theirs = source.manifest()
+        for name in names:
+            if not source.stage_done(name):
+                raise PipelineError(f"{source} has no finished '{name}' stage to take over")
+        for name in names:
+            self.mark_stale(name)
+            for rel in theirs["stages"][name].get("outputs", []):
+                src = source.file(rel)
+                with atomic.atomic_path(self.file(rel)) as tmp:
+                    tmp.unlink()
+                    try:
+                        os.link(src, tmp)
+                    except OSError:
+                        shutil.copy2(src, tmp)
+        manifest = self.manifest()
+        for name in names:
+            manifest["stages"][name] = {**theirs["stages"][name], "adopted_from": str(source.path)}
+        if theirs.get("data_checksums"):
+            manifest["data_checksums"] = theirs["data_checksums"]
+        atomic.write_json(self.file(MANIFEST_FILE), manifest)
+
     # --- the lock --------------------------------------------------------------------------------
     @contextlib.contextmanager
     def lock(

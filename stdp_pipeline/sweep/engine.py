@@ -18,6 +18,9 @@ folder and
    cluster 1) and, where the cluster has GPUs, a share of one; TensorFlow in the task uses
    that many threads. Ray reruns a task whose worker process died (``max_retries``, default 2);
    the rerun resumes training from the run's last checkpoint;
+   Runs whose configs differ only in ``evaluate.*`` share one training
+   (:func:`shared_training`): one trains, the others wait for it and take its ``encode`` and
+   ``train`` over (:meth:`~stdp_pipeline.io.rundir.RunDir.adopt`), then run the later stages;
 5. records each failed run's one-line error in ``<run>/failed.json`` (the others go on), and
    shows one progress bar: runs done out of those to do, failed so far, ETA, and the best point
    so far (mean over its finished seeds); Ray's own messages go to ``<sweep folder>/ray.log``;
@@ -44,7 +47,7 @@ from stdp_pipeline.errors import PipelineError
 from stdp_pipeline.io import atomic
 from stdp_pipeline.progress import Progress
 from stdp_pipeline.sweep import FAILED_FILE, SWEEP_FILE
-from stdp_pipeline.sweep.spec import RunSpec, SweepSpec
+from stdp_pipeline.sweep.spec import AFTER_TRAINING, RunSpec, SweepSpec, training_key
 from stdp_pipeline.sweep.summary import run_status, write_summary
 
 #: Seconds between two checks for finished tasks (the Ctrl-C latency, too).
@@ -180,8 +183,9 @@ def run_sweep(
     if todo:
         try:
             _run_on_ray(
-                spec, folder, todo, outcome, workers, address, data, progress, command, say, stack
-            )
+                spec, folder, todo, outcome, workers, address, data, progress, command, say, stack,
+                shared_training(spec, folder, todo),
+            )  # fmt: skip
         except KeyboardInterrupt:
             outcome.summary = write_summary(folder)[1]
             finished = outcome.skipped + outcome.finished
@@ -270,17 +274,33 @@ def _run_on_ray(
     command: Sequence[str],
     say: Callable[[str], None],
     stack: int = 1,
+    sources: Mapping[str, str] | None = None,
 ) -> None:
     from stdp_pipeline.sweep.worker import run_group
 
+    sources = dict(sources or {})
     with _ray_session(spec, workers, address, folder / RAY_LOG) as (ray, slots, info):
         outcome.ray = info
         at_once = f"{slots.workers} at a time" if slots.workers else "as many as fit at a time"
         gpu = f", {slots.gpus:g} GPU" if slots.gpus else ""
-        groups = _groups(todo, stack)
+        trains = [r for r in todo if r.relpath not in sources]
+        groups = _groups(trains, stack)
         what = f"{len(todo)} run(s)"
-        if len(groups) < len(todo):
+        if len(groups) < len(trains):
             what += f" as {len(groups)} task(s) of up to {stack} networks trained as one stack"
+        # runs that take their training over: queued once the run they take it from finished
+        waiting: dict[str, list[RunSpec]] = {}
+        for run in todo:
+            if run.relpath in sources:
+                waiting.setdefault(sources[run.relpath], []).append(run)
+        in_todo = {r.relpath for r in todo}
+        for source in [s for s in waiting if s not in in_todo]:  # trained before this sweep ran
+            groups[:0] = [[run] for run in waiting.pop(source)]
+        if sources:
+            what += (
+                f"; {len(sources)} of them differ from another only in "
+                f"{', '.join(f'{k}.*' for k in AFTER_TRAINING)} and take its training over"
+            )
         say(
             f"running {what} on {'a local Ray' if address is None else address} "
             f"({info['cluster_cpus']:g} CPUs): {at_once}, each {slots.cpus:g} CPU{gpu} and "
@@ -308,20 +328,32 @@ def _run_on_ray(
             while queue or pending:
                 while queue and (slots.workers is None or len(pending) < slots.workers):
                     group = queue.pop(0)
-                    tasks = [_task(run, folder, spec, data_dir, command, slots) for run in group]
+                    tasks = [
+                        _task(run, folder, spec, data_dir, command, slots, sources.get(run.relpath))
+                        for run in group
+                    ]
                     pending[remote.remote(tasks)] = group
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=_POLL_S)
                 for ref in ready:
                     group = pending.pop(ref)
                     results = _result(ray, ref, spec.resources.max_retries, len(group))
                     for run, result in zip(group, results, strict=True):
-                        _record(folder / run.relpath, result)
-                        if result["status"] == "finished":
-                            outcome.finished += 1
-                            best.add(run, result.get("accuracy"))
-                        else:
-                            outcome.failed.append((run.relpath, result["error"]))
-                        bar.update(1, failed=len(outcome.failed), **best.postfix())
+                        done = [(run, result)]
+                        if result["status"] == "finished":  # its takers go next
+                            queue[:0] = [[taker] for taker in waiting.pop(run.relpath, [])]
+                        else:  # its takers fail with it
+                            done += [
+                                (taker, _not_trained(run.relpath, result))
+                                for taker in waiting.pop(run.relpath, [])
+                            ]
+                        for each, outcome_of in done:
+                            _record(folder / each.relpath, outcome_of)
+                            if outcome_of["status"] == "finished":
+                                outcome.finished += 1
+                                best.add(each, outcome_of.get("accuracy"))
+                            else:
+                                outcome.failed.append((each.relpath, outcome_of["error"]))
+                            bar.update(1, failed=len(outcome.failed), **best.postfix())
         except BaseException:
             bar.close(failed=True)
             for ref in pending:  # Ctrl-C: stop what runs; checkpoints stay for --resume
@@ -440,9 +472,11 @@ def _task(
     data_dir: str | None,
     command: Sequence[str],
     slots: Slots,
+    trained_in: str | None = None,
 ) -> dict[str, Any]:
     return {
         "path": str(folder / run.relpath),
+        "trained_in": None if trained_in is None else str(folder / trained_in),
         "config": run.config.to_dict(),
         "stages": list(spec.stages),
         "data_dir": data_dir,
@@ -450,6 +484,49 @@ def _task(
         "threads": slots.threads,
         "gpu": slots.gpus > 0,
         "options": {name: dict(opts) for name, opts in spec.options.items()},
+    }
+
+
+def shared_training(spec: SweepSpec, folder: Path, todo: Sequence[RunSpec]) -> dict[str, str]:
+    """The runs of ``todo`` that take their training over from another run of the sweep
+    (``relpath -> relpath``): runs whose configs differ only in the sections read after
+    training (:data:`~stdp_pipeline.sweep.spec.AFTER_TRAINING`, e.g. a sweep of
+    ``evaluate.inh_to_exc_weight``) learn the same network, so one of them trains (a run that
+    trained before, else the first to do) and the others copy its ``encode`` and ``train``
+    (:meth:`~stdp_pipeline.io.rundir.RunDir.adopt`). Only when the sweep runs both stages."""
+    if not {"encode", "train"} <= set(spec.stages):
+        return {}
+    groups: dict[str, list[RunSpec]] = {}
+    for run in spec.runs:
+        groups.setdefault(training_key(run.config), []).append(run)
+    todo_paths = {r.relpath for r in todo}
+    sources: dict[str, str] = {}
+    for runs in groups.values():
+        trained = [r for r in runs if _trained(folder / r.relpath)]
+        takers = [r for r in runs if r.relpath in todo_paths and r not in trained]
+        source = trained[0] if trained else (takers.pop(0) if takers else None)
+        for run in takers:
+            sources[run.relpath] = source.relpath
+    return sources
+
+
+def _trained(path: Path) -> bool:
+    """Whether the run directory ``path`` holds a finished, current ``train`` stage."""
+    from stdp_pipeline.io.rundir import CONFIG_FILE, RunDir
+
+    try:
+        return (path / CONFIG_FILE).is_file() and RunDir(path).stage_done("train")
+    except PipelineError:
+        return False
+
+
+def _not_trained(source: str, result: Mapping[str, Any]) -> dict[str, Any]:
+    """The failed result of a run whose training was to come from ``source``, which failed."""
+    return {
+        "status": "failed",
+        "error": f"its training was to come from {source}, which failed: {result.get('error')}",
+        "stage": "train",
+        "traceback": None,
     }
 
 

@@ -135,6 +135,18 @@ class RunSpec:
     config: ExperimentConfig
 
 
+#: Config sections that only the stages after ``train`` read: runs of a sweep whose configs
+#: differ in these alone share one training (the engine trains one and the others take it over).
+AFTER_TRAINING = ("evaluate",)
+
+
+def training_key(config: ExperimentConfig) -> str:
+    """What ``encode`` and ``train`` read of ``config``: all of it but :data:`AFTER_TRAINING`,
+    as canonical JSON. Two runs with the same key learn the same network, bit for bit."""
+    d = {k: v for k, v in config.to_dict().items() if k not in AFTER_TRAINING}
+    return json.dumps(d, sort_keys=True, default=str)
+
+
 @dataclass(frozen=True)
 class Resources:
     """What the file asks of each Ray task (``None``: the engine's default)."""

@@ -87,6 +87,9 @@ def run_point(task: Mapping[str, Any]) -> dict[str, Any]:
         out["tf_threads"] = limit_threads(int(task["threads"]), gpu=bool(task.get("gpu")))
         with RunDir(path).lock("sweep", create=True):  # one process per run directory
             _note_worker(path, out)
+            if task.get("trained_in"):
+                current = "train"
+                _take_training(path, task)
             for current in task["stages"]:
                 value = _run_stage(current, path, task)
                 if current == "train":
@@ -228,6 +231,29 @@ def _run_stage(name: str, path: Path, task: Mapping[str, Any]) -> Any:
     if row.creates_run:
         return row.load()(path, ExperimentConfig.from_dict(task["config"]), **kwargs)
     return row.load()(run, **kwargs)
+
+
+def _take_training(path: Path, task: Mapping[str, Any]) -> None:
+    """Make the run directory ``path`` (unless it trained already) with ``encode`` and ``train``
+    taken over from the run directory ``task["trained_in"]``, whose config must differ from this
+    run's only in the sections read after training
+    (:data:`~stdp_pipeline.sweep.spec.AFTER_TRAINING`)."""
+    from stdp_pipeline.errors import PipelineError
+    from stdp_pipeline.io.config import ExperimentConfig, diff
+    from stdp_pipeline.io.rundir import CONFIG_FILE, RunDir
+    from stdp_pipeline.sweep.spec import training_key
+
+    run = RunDir(path)
+    if run.file(CONFIG_FILE).exists() and run.stage_done("train"):
+        return
+    config = ExperimentConfig.from_dict(task["config"])
+    source = RunDir(task["trained_in"])
+    theirs = source.config()
+    if training_key(theirs) != training_key(config):
+        keys = "; ".join(diff(theirs.to_dict(), config.to_dict())[:3])
+        raise PipelineError(f"{source} cannot lend its training to {path}: configs differ ({keys})")
+    run = RunDir.create(path, config, command=list(task["command"]))
+    run.adopt(source, ("encode", "train"))
 
 
 def _note_worker(path: Path, info: Mapping[str, Any]) -> None:

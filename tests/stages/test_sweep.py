@@ -473,3 +473,81 @@ def test_ctrl_c_stops_the_sweep_and_resume_finishes_it(tmp_path: Path, mnist_dir
         for s in (0, 1)
     ]
     assert max(resumed) > 0
+
+
+# --- runs that differ only after training share it ------------------------------------------------
+def test_runs_that_differ_only_after_training_share_one(tmp_path: Path) -> None:
+    """Points that differ only in evaluate.* learn the same network: one of them trains (a run
+    that trained before, else the first to do) and the others take its training over; points
+    that differ in what training reads (here the data) and other seeds train on their own."""
+    from stdp_pipeline.sweep.engine import shared_training
+
+    body = (
+        TINY.replace('"data.train_digits" = 20\n', "")
+        + '[grid]\n"evaluate.inh_to_exc_weight" = [17, 4, 1]\n"data.train_digits" = [20, 30]\n'
+    )
+    head = 'base = "diehl-cook-100"\nseeds = [0, 1]\n'
+    sweep = _write(tmp_path / "tiny.toml", head + body)
+    spec = load_sweep(sweep)
+    sources = shared_training(spec, tmp_path / "out", list(spec.runs))
+    by_point = {}
+    for run in spec.runs:
+        by_point.setdefault((run.config.data.train_digits, run.seed), []).append(run.relpath)
+    assert len(by_point) == 4 and len(sources) == 8
+    for relpaths in by_point.values():  # the first of each trains, the other two take it over
+        assert relpaths[0] not in sources
+        assert [sources[r] for r in relpaths[1:]] == [relpaths[0]] * 2
+    # a run that trained before lends its training, even when it is not to do
+    group = next(iter(by_point.values()))
+    trained = next(r for r in spec.runs if r.relpath == group[2])  # the last of its group
+    manifest = {"stages": {"train": {"outputs": []}}}
+    (tmp_path / "out" / trained.relpath).mkdir(parents=True)
+    (tmp_path / "out" / trained.relpath / "config.json").write_text(
+        json.dumps({**trained.config.to_dict(), "fingerprint": trained.config.fingerprint()})
+    )
+    (tmp_path / "out" / trained.relpath / "manifest.json").write_text(json.dumps(manifest))
+    todo = [r for r in spec.runs if r.relpath != trained.relpath]
+    again = shared_training(spec, tmp_path / "out", todo)
+    assert again[group[0]] == again[group[1]] == trained.relpath
+
+
+def test_sweep_of_inference_settings_trains_once(tmp_path: Path, mnist_dir: Path) -> None:
+    """A sweep of evaluate.inh_to_exc_weight on a local Ray: the first point trains; the second
+    takes its encode and train over (the same files, linked; its records name where they came
+    from) and runs assign and evaluate under its own setting: exactly what rescoring the first
+    run with that setting gives, with more test spikes under the weaker inhibition."""
+    from stdp_pipeline.io.rundir import RunDir
+    from stdp_pipeline.stages.evaluate import rescore
+
+    sweep = _write(
+        tmp_path / "inh.toml",
+        'base = "diehl-cook-100"\nseeds = [0]\n'
+        + TINY
+        + '[grid]\n"evaluate.inh_to_exc_weight" = [17, 0.5]\n',
+    )
+    out = tmp_path / "out"
+    result = _invoke("sweep", str(sweep), "--out", str(out), "--workers", "2",
+                     "--data-dir", str(mnist_dir))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "1 of them differ from another only in evaluate.* and take its training over" in (
+        result.output
+    )
+    first, second = (out / p / "seed=0" for p in ("inh_to_exc_weight=17", "inh_to_exc_weight=0.5"))
+    mine = RunDir(second).manifest()["stages"]
+    theirs = RunDir(first).manifest()["stages"]
+    assert "adopted_from" not in theirs["train"] and "adopted_from" not in theirs["encode"]
+    for name in ("encode", "train"):
+        assert mine[name]["adopted_from"] == str(first)
+        assert mine[name]["outputs"] == theirs[name]["outputs"]
+        for rel in mine[name]["outputs"]:
+            assert (second / rel).read_bytes() == (first / rel).read_bytes(), rel
+    assert {"assign", "evaluate"} <= set(mine) and "adopted_from" not in mine["evaluate"]
+    m1 = json.loads((first / "metrics.json").read_text())
+    m2 = json.loads((second / "metrics.json").read_text())
+    expected = rescore(RunDir(first), ["evaluate.inh_to_exc_weight=0.5"], progress=False)
+    assert m2["accuracy"] == {k: expected[k] for k in m2["accuracy"]}
+    assert m2["test_spikes_per_digit"] > m1["test_spikes_per_digit"]
+    # the same sweep again: both finished before, nothing runs
+    again = _invoke("sweep", str(sweep), "--out", str(out), "--resume", "--data-dir",
+                    str(mnist_dir))  # fmt: skip
+    assert again.exit_code == 0 and "2 finished before, skipped" in again.output
