@@ -65,6 +65,18 @@ def test_published_csv_holds_every_published_result():
     }
 
 
+def _script(name: str):
+    """The module of ``scripts/<name>.py``."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
 def _fake_evaluated_run(path, n, accuracy, *, name, train_wall_s=12.5, sets=(), **extra):
     config = load_config(name, [f"network.n_excitatory={n}", *sets])
     RunDir.create(path, config, command=["test"])
@@ -417,15 +429,7 @@ def test_accuracy_curve_scores_every_checkpoint(tiny_runs, tmp_path, capsys):
     the end, 30); with all 20 assignment and test digits the last row is what assign + evaluate
     recorded for the final model; the CSV and a readable PNG are written, no other file changes;
     bad --digits and --positions are one-line errors."""
-    import importlib.util
-    from pathlib import Path
-
-    repo = Path(__file__).resolve().parents[2]
-    spec = importlib.util.spec_from_file_location(
-        "accuracy_curve", repo / "scripts" / "accuracy_curve.py"
-    )
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _script("accuracy_curve")
 
     run = tmp_path / "done"
     shutil.copytree(tiny_runs["done"], run)
@@ -461,16 +465,9 @@ def test_fidelity_ablation_runs_each_variant_as_a_seeds_folder(tmp_path, monkeyp
     seeds folder (the -original preset for `original`, the variant's switches and the extra
     --set overrides otherwise), goes on past a failed variant, and tabulates the mean and spread
     of the seeds found (what `compare` lists as one row per folder)."""
-    import importlib.util
     import subprocess
-    from pathlib import Path
 
-    repo = Path(__file__).resolve().parents[2]
-    spec = importlib.util.spec_from_file_location(
-        "fidelity_ablation", repo / "scripts" / "fidelity_ablation.py"
-    )
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _script("fidelity_ablation")
     out = tmp_path / "fid"
     assert script.command(400, "original", [0, 1], out, [], None) == [
         "stdp-pipeline", "run", str(out / "original"), "--config", "diehl-cook-400-original",
