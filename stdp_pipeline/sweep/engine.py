@@ -502,22 +502,36 @@ def shared_training(spec: SweepSpec, folder: Path, todo: Sequence[RunSpec]) -> d
     todo_paths = {r.relpath for r in todo}
     sources: dict[str, str] = {}
     for runs in groups.values():
-        trained = [r for r in runs if _trained(folder / r.relpath)]
-        takers = [r for r in runs if r.relpath in todo_paths and r not in trained]
-        source = trained[0] if trained else (takers.pop(0) if takers else None)
+        state = {r.relpath: _training_state(folder / r.relpath) for r in runs}
+        trained = [r for r in runs if state[r.relpath] == "trained"]
+        # a run that began training on its own (cut off before) goes on from its checkpoint
+        begun = [r for r in runs if r.relpath in todo_paths and state[r.relpath] == "begun"]
+        takers = [r for r in runs if r.relpath in todo_paths and state[r.relpath] == "none"]
+        if trained:
+            source = trained[0]
+        elif begun:
+            source = begun[0]
+        elif takers:
+            source = takers.pop(0)
         for run in takers:
             sources[run.relpath] = source.relpath
     return sources
 
 
-def _trained(path: Path) -> bool:
-    """Whether the run directory ``path`` holds a finished, current ``train`` stage."""
+def _training_state(path: Path) -> str:
+    """``"trained"`` if the run directory ``path`` holds a finished, current ``train`` stage,
+    ``"begun"`` if it holds training checkpoints only, else ``"none"``."""
     from stdp_pipeline.io.rundir import CONFIG_FILE, RunDir
 
+    if not (path / CONFIG_FILE).is_file():
+        return "none"
     try:
-        return (path / CONFIG_FILE).is_file() and RunDir(path).stage_done("train")
+        run = RunDir(path)
+        if run.stage_done("train"):
+            return "trained"
+        return "begun" if run.checkpoints() else "none"
     except PipelineError:
-        return False
+        return "none"
 
 
 def _not_trained(source: str, result: Mapping[str, Any]) -> dict[str, Any]:

@@ -478,7 +478,8 @@ def test_ctrl_c_stops_the_sweep_and_resume_finishes_it(tmp_path: Path, mnist_dir
 # --- runs that differ only after training share it ------------------------------------------------
 def test_runs_that_differ_only_after_training_share_one(tmp_path: Path) -> None:
     """Points that differ only in evaluate.* learn the same network: one of them trains (a run
-    that trained before, else the first to do) and the others take its training over; points
+    that trained before, else one that began training, else the first to do) and the others
+    take its training over; points
     that differ in what training reads (here the data) and other seeds train on their own."""
     from stdp_pipeline.sweep.engine import shared_training
 
@@ -509,6 +510,18 @@ def test_runs_that_differ_only_after_training_share_one(tmp_path: Path) -> None:
     todo = [r for r in spec.runs if r.relpath != trained.relpath]
     again = shared_training(spec, tmp_path / "out", todo)
     assert again[group[0]] == again[group[1]] == trained.relpath
+    # with none trained, a run that began training (a checkpoint, cut off) goes on and lends it
+    other = list(by_point.values())[1]
+    begun = next(r for r in spec.runs if r.relpath == other[1])
+    folder = tmp_path / "out" / begun.relpath
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "checkpoints" / "ckpt-000000010.npz").write_bytes(b"")
+    (folder / "config.json").write_text(
+        json.dumps({**begun.config.to_dict(), "fingerprint": begun.config.fingerprint()})
+    )
+    (folder / "manifest.json").write_text(json.dumps({"stages": {}}))
+    again = shared_training(spec, tmp_path / "out", todo)
+    assert begun.relpath not in again and again[other[0]] == again[other[2]] == begun.relpath
 
 
 def test_sweep_of_inference_settings_trains_once(tmp_path: Path, mnist_dir: Path) -> None:
