@@ -474,3 +474,39 @@ def test_lock_of_a_folder_that_is_no_run_directory(tmp_path: Path) -> None:
     with RunDir(new).lock("encode", create=True):
         assert (new / ".lock").exists()
     assert not new.exists()  # made for the lock, nothing written: removed again
+
+
+# --- taking stages over from another run directory ------------------------------------------
+def test_adopt_links_outputs_copies_records_and_flags_later_stages(run: RunDir, tmp_path) -> None:
+    """A run takes over another's finished encode and train: the outputs are the same files
+    (hard links), the records are the source's plus where they came from, the data checksums
+    come along, and its own later stages become stale; a stage the source has not finished is
+    refused with one line, before anything changes."""
+    source = RunDir.create(tmp_path / "src", small_config(), command=COMMAND,
+                           data_checksums={"other": "0" * 32})  # fmt: skip
+    with source.stage("encode") as rec:
+        source.save_arrays("encoded/train.npz", {"x": np.arange(3)})
+        rec.add_output("encoded/train.npz")
+    with source.stage("train") as rec:
+        source.save_arrays("model.npz", {"w": np.ones(2)})
+        rec.add_output("model.npz")
+        rec.info["digits_seen"] = 20
+    for name in ("encode", "assign"):
+        with run.stage(name):
+            pass
+    run.adopt(source, ("encode", "train"))
+    stages = run.manifest()["stages"]
+    for name, rel in (("encode", "encoded/train.npz"), ("train", "model.npz")):
+        assert os.path.samefile(run.file(rel), source.file(rel))
+        mine = {k: v for k, v in stages[name].items() if k != "adopted_from"}
+        assert mine == source.manifest()["stages"][name]
+        assert stages[name]["adopted_from"] == str(source.path) and run.stage_done(name)
+    assert stages["train"]["digits_seen"] == 20
+    assert run.manifest()["data_checksums"] == {"other": "0" * 32}
+    assert run.stale_after("assign") == "encode" and not run.stage_done("assign")
+    other = RunDir.create(tmp_path / "other", small_config(), command=COMMAND)
+    with pytest.raises(
+        PipelineError, match="untrained has no finished 'encode' stage to take over"
+    ):
+        other.adopt(RunDir.create(tmp_path / "untrained", small_config()), ("encode", "train"))
+    assert other.manifest()["stages"] == {}
