@@ -86,7 +86,9 @@ def sweep(
 
     A run that fails is recorded with its one-line error (OUT/<run>/failed.json) and the others go
     on; Ray reruns a run whose worker died, from its last checkpoint. With --stack N, up to N
-    seeds of a point go to one worker and their networks train as one compiled program. Ctrl-C
+    seeds of a point go to one worker and their networks train as one compiled program. Points
+    that differ only in evaluate.* (e.g. the inference inhibition) train once per seed: the
+    others take that training over and run assign and evaluate with their own settings. Ctrl-C
     stops cleanly; run the same command with --resume to continue (--retry-failed: failed runs
     too). At the end:
     OUT/summary.csv (one row per point: mean and spread over seeds, best first), summary.md,
