@@ -193,7 +193,8 @@ def test_a_bad_sweep_file_fails_at_once_naming_the_key(
 
 def test_the_sweep_recipes_resolve() -> None:
     """The recipes of scripts/sweeps/ load: the smoke sweep is 2 values x 2 seeds, the seeds
-    recipe is the diehl-cook-100 preset itself with seeds 0-4."""
+    recipe is the diehl-cook-100 preset itself with seeds 0-4, the inference-inhibition sweep
+    trains once per seed."""
     from stdp_pipeline.io.config import load_config
 
     folder = REPO / "scripts" / "sweeps"
@@ -208,6 +209,11 @@ def test_the_sweep_recipes_resolve() -> None:
     grid = specs["event-rule-grid"]
     assert grid.swept == ("event_stdp.eta", "event_stdp.event_window_ms")
     assert len(grid.points) == 9 and grid.runs[0].config.learning.rule == "event"
+    # the inference settings: 10 runs, of which 8 take one of the 2 trainings over
+    from stdp_pipeline.sweep.engine import shared_training
+
+    inh = specs["inference-inhibition"]
+    assert len(inh.runs) == 10 and len(shared_training(inh, REPO / "no-such", inh.runs)) == 8
 
 
 def test_the_cli_refuses_a_bad_sweep_file_before_starting_ray(tmp_path: Path) -> None:
