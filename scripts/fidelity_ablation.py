@@ -132,8 +132,14 @@ def summary(out: Path, seeds: list[int]) -> pd.DataFrame:
 
 
 def markdown(table: pd.DataFrame) -> str:
-    """A GitHub Markdown table, numbers with two decimals."""
-    cells = [[f"{v:.2f}" if isinstance(v, float) else str(v) for v in row] for row in table.values]
+    """A GitHub Markdown table, numbers with two decimals ("-" for a spread of one seed)."""
+
+    def cell(v: object) -> str:
+        if isinstance(v, float):
+            return "-" if v != v else f"{v:.2f}"  # NaN: no spread
+        return str(v)
+
+    cells = [[cell(v) for v in row] for row in table.values]
     lines = ["| " + " | ".join(table.columns) + " |", "|" + " --- |" * len(table.columns)]
     return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in cells])
 

@@ -501,4 +501,6 @@ def test_fidelity_ablation_runs_each_variant_as_a_seeds_folder(tmp_path, monkeyp
     assert "| preset | 0,1 | 78.00 | 2.83 | 80.00 | 2.83 | 80.00 / 76.00 | 86.00 |" in printed
     assert f"failed: {out / 'retries-up-to-64'}" in printed
     assert script.main([*argv[:-4], "--summary-only"]) == 0 and len(calls) == 2
+    assert script.main([*argv[:-4], "--seeds", "1", "--summary-only"]) == 0
+    assert "| preset | 1 | 76.00 | - | 78.00 | - | 76.00 | 86.00 |" in capsys.readouterr().out
     assert script.main(["--out", str(out), "--variants", "no such"]) == 2
