@@ -28,7 +28,7 @@ from __future__ import annotations
 import importlib.resources
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -89,23 +89,32 @@ def find_runs(folders: Iterable[str | os.PathLike[str]]) -> list[Path]:
     first path the sorted walk meets.
 
     Raises :class:`PipelineError` for a folder that does not exist."""
-    found: set[Path] = set()
-    visited: set[str] = set()  # real paths walked already
-    for folder in folders:
-        root = Path(folder)
+    folders = [Path(folder) for folder in folders]
+    for root in folders:
         if not root.is_dir():
             raise PipelineError(f"{root} is not a folder: give folders that hold run directories")
-        for here, dirs, files in os.walk(root, followlinks=True):
+    found: set[Path] = set()
+    for here, dirs, files in _walk(folders):
+        if "metrics.json" in files and "config.json" in files:
+            found.add(Path(here))
+            dirs[:] = [d for d in dirs if d not in ("checkpoints", "encoded", "tensorboard")]
+    return sorted(found)
+
+
+def _walk(folders: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk`` (top down) over each of ``folders`` with links to folders followed and each
+    real folder walked once (a link beside its target, a link loop); sub-folders in sorted order,
+    hidden ones left out. The caller may prune the yielded ``dirs`` in place."""
+    visited: set[str] = set()  # real paths walked already
+    for folder in folders:
+        for here, dirs, files in os.walk(Path(folder), followlinks=True):
             real = os.path.realpath(here)
             if real in visited:
                 dirs[:] = []
                 continue
             visited.add(real)
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            if "metrics.json" in files and "config.json" in files:
-                found.add(Path(here))
-                dirs[:] = [d for d in dirs if d not in ("checkpoints", "encoded", "tensorboard")]
-    return sorted(found)
+            yield here, dirs, files
 
 
 def measured_rows(run_dir: str | os.PathLike[str], *, seed: bool = True) -> list[dict]:
@@ -483,18 +492,10 @@ def find_sweeps(folders: Iterable[str | os.PathLike[str]]) -> list[Path]:
     from stdp_pipeline.sweep import SWEEP_FILE
 
     found: set[Path] = set()
-    visited: set[str] = set()  # real paths walked already
-    for folder in folders:
-        for here, dirs, files in os.walk(Path(folder), followlinks=True):
-            real = os.path.realpath(here)
-            if real in visited:
-                dirs[:] = []
-                continue
-            visited.add(real)
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            if SWEEP_FILE in files:
-                found.add(Path(here))
-                dirs[:] = []  # a sweep's run directories hold no sweeps
+    for here, dirs, files in _walk(folders):
+        if SWEEP_FILE in files:
+            found.add(Path(here))
+            dirs[:] = []  # a sweep's run directories hold no sweeps
     return sorted(found)
 
 
@@ -510,11 +511,6 @@ def sweep_rows(sweep_dir: str | os.PathLike[str]) -> list[dict]:
     if best is None:
         return []
     per_seed = [measured_rows(run, seed=False) for run in best["runs"]]
-    seed_list = sorted(
-        s
-        for s in (_read_json(Path(r) / "config.json").get("seed") for r in best["runs"])
-        if isinstance(s, int)
-    )
     # a seeds folder (``run --seeds``): its runs lie in the folder itself, not in a point folder
     seeds_folder = all(Path(run).parent == Path(sweep_dir) for run in best["runs"])
     rows = []
@@ -527,7 +523,7 @@ def sweep_rows(sweep_dir: str | os.PathLike[str]) -> list[dict]:
                  if r["source"] == "measured" and r["scheme"] == row["scheme"]
                  and not _missing(r["train_wall_s"])]  # fmt: skip
         spread = best["std"].get(scheme, float("nan"))
-        seeds = f"mean of {best['seeds']} seed(s) ({', '.join(map(str, seed_list))})" + (
+        seeds = f"mean of {best['seeds']} seed(s) ({', '.join(map(str, best['seed_list']))})" + (
             "" if math.isnan(spread) else f" ± {100 * spread:.2f}"
         )
         if seeds_folder:  # one config, several seeds: the folder is the row

@@ -163,7 +163,8 @@ def summarize(runs: pd.DataFrame, keys: Sequence[str], metric: str) -> pd.DataFr
 def best_point(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The best point of the sweep in ``folder`` by its metric: ``{"sweep", "point", "metric",
     "runs" (run directories of its finished seeds), "mean", "std" (per scheme, fractions),
-    "points" (how many points have a result), "seeds"}``; None when no run has finished."""
+    "points" (how many points have a result), "seeds" (how many), "seed_list" (which)}``; None
+    when no run has finished."""
     folder = Path(folder)
     plan = read_plan(folder)
     runs = collect_runs(folder)
@@ -183,6 +184,7 @@ def best_point(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
         "std": {s: float(top[f"{s}_std"]) for s in SCHEMES},
         "points": int(table["accuracy_mean"].notna().sum()),
         "seeds": int(top["seeds"]),
+        "seed_list": sorted(int(seed) for seed in done["seed"]),
     }
 
 
