@@ -191,12 +191,21 @@ class LearningConfig(Section):
 
 @dataclass(frozen=True)
 class TrainConfig(Section):
-    """Training schedule: passes over the training slice, checkpoints, digits per compiled call."""
+    """Training schedule: passes over the training slice, checkpoints, digits per compiled call,
+    and the engine of the learning presentations.
+
+    ``engine``: ``"xla"``, the compiled TensorFlow program (every model, CPU or GPU), or
+    ``"native"``, one C loop per presentation compiled on first use by the system's C compiler
+    (CPU; Diehl & Cook's whole-digit network with conductance neurons and trace STDP; several
+    times faster; float32 results may differ from ``"xla"`` in the last bits, see
+    :mod:`stdp_pipeline.sim.native`).
+    """
 
     _section = "train"
     epochs: int = num(1, gt=0)
     checkpoint_every: int = num(5000, gt=0)
     chunk_digits: int = num(250, gt=0, le=10000)
+    engine: Literal["xla", "native"] = "xla"
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ from stdp_pipeline.errors import PipelineError
 from stdp_pipeline.geometry import Layout
 from stdp_pipeline.io.config import ExperimentConfig
 from stdp_pipeline.sim import delays as delay_mod
-from stdp_pipeline.sim import learning, registry, wiring
+from stdp_pipeline.sim import learning, native, registry, wiring
 from stdp_pipeline.sim.codes import base as codes
 
 #: Slot widths of the compiled learning presentations: a digit runs in the narrowest that holds
@@ -117,6 +117,13 @@ class SpikingNetwork(tf.Module):
                         "the initial voltage is used only when encoding.rest = 'simulate' "
                         "(otherwise every presentation starts at rest); set it to 0"
                     )
+        if config.train.engine == "native":
+            why = native.unsupported(self)
+            if why is not None:
+                raise PipelineError(
+                    f"train.engine = 'native' does not run {why}; use train.engine = 'xla'"
+                )
+        self._learner: native.Learner | None = None
         self._programs: dict[int, tf.types.experimental.ConcreteFunction] = {}
         self.input_slots = tf.function(self._input_slots, reduce_retracing=True)
         self.input_currents = tf.function(self._input_currents, reduce_retracing=True)
@@ -270,6 +277,15 @@ class SpikingNetwork(tf.Module):
 
     # ------------------------------------------------------------------------------------------
     # learning: one presentation, one compiled program per slot width
+    def native_learner(self) -> native.Learner | None:
+        """The C engine of the learning presentations (``train.engine = "native"``), compiled on
+        first use; None with ``train.engine = "xla"``."""
+        if self.config.train.engine != "native":
+            return None
+        if self._learner is None:
+            self._learner = native.Learner(self)
+        return self._learner
+
     def learning_program(self, width: int) -> tf.types.experimental.ConcreteFunction:
         """The compiled learning presentation for slots ``[T, width]`` (int32 image pixels,
         ``n_inputs`` = none): it updates ``weights`` and ``theta`` and returns the excitatory

@@ -139,6 +139,7 @@ def train_chunk(
     spikes = np.zeros(b, np.float32)
     retries = np.zeros(b, np.int32)
     neuron_spikes = np.zeros((b, net.n), np.float32)
+    learner = net.native_learner()  # None: the compiled TensorFlow program
 
     def show(digit: np.ndarray, level: int) -> np.ndarray:
         i = int(digit[0])
@@ -150,17 +151,26 @@ def train_chunk(
             )
             s, k = s1.numpy()[0], int(k1.numpy()[0])
             dropped[i] += int(d1.numpy()[0])
-        width = next(w for w in SLOT_WIDTHS if w >= k)
-        x = s[:, :width]
-        if x.shape[1] < width:
-            x = np.pad(x, ((0, 0), (0, width - x.shape[1])), constant_values=net.n_inputs)
-        per_neuron = net.learning_program(width)(tf.constant(x)).numpy()
+        if learner is not None:
+            per_neuron = learner.present(s[:, : max(k, 1)])
+        else:
+            width = next(w for w in SLOT_WIDTHS if w >= k)
+            x = s[:, :width]
+            if x.shape[1] < width:
+                x = np.pad(x, ((0, 0), (0, width - x.shape[1])), constant_values=net.n_inputs)
+            per_neuron = net.learning_program(width)(tf.constant(x)).numpy()
         count = float(per_neuron.sum())
         spikes[i], retries[i], neuron_spikes[i] = count, level, per_neuron
         return np.array([count])
 
-    for i in range(b):
-        with_retries(show, np.array([i]), enc.min_spikes, enc.max_retries)
+    if learner is not None:
+        learner.pull()
+    try:
+        for i in range(b):
+            with_retries(show, np.array([i]), enc.min_spikes, enc.max_retries)
+    finally:
+        if learner is not None:
+            learner.push()
     return TrainStats(spikes, retries, dropped, neuron_spikes)
 
 

@@ -1,0 +1,196 @@
+"""The native learning engine (``train.engine = "native"``): one C loop per learning presentation.
+
+The compiled TensorFlow program of a learning presentation (:mod:`stdp_pipeline.sim.learning`)
+runs some forty kernels a step; at 400 neurons their fixed cost, not the arithmetic, sets the
+speed. ``present.c`` (beside this file) runs the same model, step for step and in the same float32
+operation order, as one C function: Diehl & Cook's whole-digit network with conductance neurons
+(``network.neuron = "conductance"``, every switch of that model) and trace STDP
+(``learning.rule = "trace"``), each presentation from rest (``encoding.rest = "reset"``), no input
+delays. Other configurations keep ``train.engine = "xla"``; :func:`unsupported` names what stands
+in the way.
+
+The C file is compiled once per process with the system's C compiler (``$CC``, else ``cc``;
+``-O3 -march=native -ffp-contract=off``: vector code for this CPU, no fused multiply-adds, so
+each operation rounds as TensorFlow's does) into a temporary folder and loaded with ctypes; the
+call releases the GIL. exp and expm1 are the file's own (within 2 ulp), not XLA's, so weights may
+differ from the TensorFlow engine's in the last bits and, as spikes shift, a run's accuracy by the
+seed-to-seed spread (tests bound both). Inference (assign, evaluate) stays on TensorFlow.
+
+:class:`Learner` keeps the weights and thresholds as numpy arrays while a chunk of digits
+learns: :meth:`Learner.pull` copies them from the network's variables, :meth:`Learner.present`
+shows one digit, :meth:`Learner.push` writes them back.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stdp_pipeline.errors import PipelineError
+
+SOURCE = Path(__file__).with_name("present.c")
+FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared")
+
+_lock = threading.Lock()
+_lib: ctypes.CDLL | None = None
+
+
+def compiler() -> str:
+    """The C compiler: ``$CC`` or ``cc``."""
+    return os.environ.get("CC", "cc")
+
+
+def library() -> ctypes.CDLL:
+    """``present.c`` compiled for this machine and loaded (once per process)."""
+    global _lib
+    with _lock:
+        if _lib is not None:
+            return _lib
+        cc = compiler()
+        if shutil.which(cc) is None:
+            raise PipelineError(
+                f"train.engine = 'native' needs a C compiler: {cc!r} was not found (set CC to "
+                "one, or use train.engine = 'xla')"
+            )
+        folder = tempfile.mkdtemp(prefix="stdp-native-")
+        out = os.path.join(folder, "present.so")
+        cmd = [cc, *FLAGS, "-o", out, str(SOURCE), "-lm"]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            lines = done.stderr.strip().splitlines() or ["no message"]
+            first = next((x for x in lines if "error" in x), lines[0])
+            raise PipelineError(
+                f"train.engine = 'native': compiling {SOURCE.name} with {cc} failed ({first}); "
+                "use train.engine = 'xla'"
+            )
+        lib = ctypes.CDLL(out)
+        f32, i32 = ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int32)
+        lib.stdp_present.restype = ctypes.c_int
+        lib.stdp_present.argtypes = [
+            i32, ctypes.c_int, ctypes.c_int, ctypes.c_int, f32, f32, ctypes.c_int,
+            f32, f32, f32, f32,
+        ]  # fmt: skip
+        shutil.rmtree(folder, ignore_errors=True)  # the loaded library stays mapped
+        _lib = lib
+        return lib
+
+
+def unsupported(net: Any) -> str | None:
+    """Why the native engine cannot run ``net`` (a
+    :class:`~stdp_pipeline.sim.network.SpikingNetwork`), or None when it can."""
+    cfg = net.config
+    if cfg.network.neuron != "conductance":
+        return f"network.neuron = {cfg.network.neuron!r} (it runs 'conductance')"
+    if cfg.learning.rule != "trace":
+        return f"learning.rule = {cfg.learning.rule!r} (it runs 'trace')"
+    if net.layout.patched:
+        return f"encoding.patch_size_px = {cfg.encoding.patch_size_px} (it runs whole digits, 28)"
+    if net.delay_h:
+        return f"network.input_delay_max_ms = {cfg.network.input_delay_max_ms} (it runs 0)"
+    if cfg.encoding.rest != "reset":
+        return f"encoding.rest = {cfg.encoding.rest!r} (it runs 'reset')"
+    return None
+
+
+def _layer_constants(p: Any, dt: float) -> np.ndarray:
+    """A conductance layer's constants in ``present.c``'s order, rounded to float32 from the
+    double values TensorFlow folds (``dt / tau`` and the decay factors)."""
+    if p.integration == "euler":
+        dec_ge, dec_gi = 1.0 - dt / p.tau_ge_ms, 1.0 - dt / p.tau_gi_ms
+    else:
+        dec_ge, dec_gi = math.exp(-dt / p.tau_ge_ms), math.exp(-dt / p.tau_gi_ms)
+    return np.array(
+        [
+            p.v_rest_mv, p.v_reset_mv, p.v_thresh_mv, p.e_exc_mv, p.e_inh_mv,
+            dt / p.tau_mem_ms, -dt / p.tau_mem_ms, dec_ge, dec_gi,
+            p.refractory_ms, max(p.block_ms, p.refractory_ms),
+            float(p.hold_v), float(p.membrane == "exponential"),
+        ],
+        np.float32,
+    )  # fmt: skip
+
+
+class Learner:
+    """Learning presentations of one network in C (see the module docstring).
+
+    Raises :class:`~stdp_pipeline.errors.PipelineError` when the network's configuration is not
+    one the engine runs, or no C compiler builds it."""
+
+    def __init__(self, net: Any) -> None:
+        why = unsupported(net)
+        if why is not None:
+            raise PipelineError(
+                f"train.engine = 'native' does not run {why}; use train.engine = 'xla'"
+            )
+        self.net = net
+        self.lib = library()
+        cfg = net.config
+        enc, nc, lc = cfg.encoding, cfg.network, cfg.learning
+        dt = enc.dt_ms
+        self.exc = _layer_constants(net.exc_params, dt)
+        self.inh = _layer_constants(net.inh_params, dt)
+        pe, rp = net.exc_params, net.rule_params
+        adapt = net.neuron.adaptation(pe, dt, enc.steps, enc.rest_ms)
+        exact = type(adapt).__name__ == "_Exact"
+        span = enc.steps * dt + enc.rest_ms
+        if exact:
+            end = math.exp(-span / pe.tau_theta_ms)
+        else:
+            end = math.exp(-enc.rest_ms / pe.tau_theta_ms) if enc.rest_ms > 0 else 1.0
+        self.consts = np.array(
+            [
+                dt, nc.exc_to_inh_weight, nc.inh_to_exc_weight, float(nc.inhibition),
+                lc.weight_sum, math.exp(-dt / rp.tau_post1_ms), math.exp(-dt / rp.tau_post2_ms),
+                rp.nu_pre, rp.nu_post, rp.tau_pre_ms, rp.w_max, float(exact),
+                dt / pe.tau_theta_ms, pe.theta_plus_mv, math.exp(-dt / pe.tau_theta_ms), end,
+            ],
+            np.float32,
+        )  # fmt: skip
+        self.w: np.ndarray | None = None
+        self.theta: np.ndarray | None = None
+
+    def pull(self) -> None:
+        """Copy the network's weights ``[P, N]`` and thresholds ``[N]`` from its variables."""
+        self.w = np.array(self.net.weights.numpy(), np.float32, order="C", copy=True)
+        self.theta = np.array(self.net.theta.numpy(), np.float32, order="C", copy=True)
+
+    def push(self) -> None:
+        """Write the weights and thresholds back into the network's variables."""
+        if self.w is None or self.theta is None:
+            raise RuntimeError("push() before pull()")
+        self.net.weights.assign(self.w)
+        self.net.theta.assign(self.theta)
+
+    def present(self, slots: np.ndarray) -> np.ndarray:
+        """One presentation with learning: ``slots`` ``[T, K]`` int32 image pixels per step
+        (``n_inputs`` = none). Updates the pulled weights and thresholds; returns the excitatory
+        spike counts ``[N]`` (float32)."""
+        if self.w is None or self.theta is None:
+            raise RuntimeError("present() before pull()")
+        net = self.net
+        x = np.ascontiguousarray(slots, np.int32)
+        steps, width = x.shape
+        if steps != net.config.encoding.steps:
+            raise ValueError(
+                f"slots hold {steps} steps, a presentation {net.config.encoding.steps}"
+            )
+        counts = np.empty(net.n, np.float32)
+        f32, i32 = ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int32)
+        rc = self.lib.stdp_present(
+            x.ctypes.data_as(i32), steps, width, net.n_inputs,
+            self.w.ctypes.data_as(f32), self.theta.ctypes.data_as(f32), net.n,
+            self.exc.ctypes.data_as(f32), self.inh.ctypes.data_as(f32),
+            self.consts.ctypes.data_as(f32), counts.ctypes.data_as(f32),
+        )  # fmt: skip
+        if rc != 0:
+            raise MemoryError("the native engine could not allocate its per-sample state")
+        return counts

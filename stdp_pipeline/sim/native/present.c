@@ -1,0 +1,330 @@
+/* One learning presentation of Diehl & Cook's network in one C loop (train.engine = "native").
+ *
+ * The same model, step for step, as the compiled TensorFlow program of
+ * stdp_pipeline/sim/learning.py for a whole-digit network with conductance neurons
+ * (stdp_pipeline/sim/neurons/conductance.py) and trace STDP (stdp_pipeline/sim/rules/trace.py):
+ *
+ *   per step t (Brian's order; spikes act from the next step):
+ *     drive   = sum of W rows of the step's input spikes (slot order)
+ *     exc     : integrate v (forward or exponential Euler), decay ge, gi; spike if
+ *               v > v_thresh + theta and not blocked; reset; ge += drive
+ *     inh     : the same with no drive and no theta; then inh.ge += w_ei * s_e,
+ *               exc.gi += w_ie * (sum(s_i) - s_i)
+ *     theta   : raised by theta_plus at each spike (decay exact in float32, see _Exact)
+ *     post1/2 : decay by exp(-dt / tau_post)
+ *     pre     : W[i, :] <- clip(W[i, :] - nu_pre * post1, 0, w_max) for the inputs that spiked
+ *               (once per step, however many spikes); their last spike time <- t dt
+ *     post    : for each neuron j that fired (ascending),
+ *               W[:, j] <- clip(W[:, j] + nu_post * exp((t_last - t dt) / tau_pre) * post2[j],
+ *                           0, w_max); then post1[j] = post2[j] = 1
+ *
+ * All arithmetic is float32 in the order the TensorFlow program writes it, with no contraction
+ * into fused multiply-adds (compiled with -ffp-contract=off). exp and expm1 are evaluated here by
+ * range reduction and a polynomial (within 2 ulp); XLA uses its own approximations, so results
+ * may differ from the TensorFlow engine in the last bits of a float.
+ *
+ * Shapes: slots [T, K] int32 (n_inputs = no spike), W [P, N] float32 row-major (P = n_inputs),
+ * theta [N], counts [N] (out). Units: ms and mV.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Layer constants, in this order (float32, computed in double by the caller as TensorFlow
+ * folds them): */
+enum {
+    L_V_REST, L_V_RESET, L_V_THRESH, L_E_EXC, L_E_INH,
+    L_K_MEM,      /* dt / tau_mem   (forward Euler) */
+    L_K_MEM_NEG,  /* -dt / tau_mem  (exponential Euler) */
+    L_DEC_GE, L_DEC_GI, /* per-step conductance factors */
+    L_REFRACTORY, L_CAN_FIRE, /* refractory_ms, max(block_ms, refractory_ms) */
+    L_HOLD_V, L_EXPONENTIAL, /* 0/1 */
+    L_SIZE
+};
+
+/* Network, rule and adaptation constants. */
+enum {
+    C_DT, C_W_EI, C_W_IE, C_INHIBITION, C_WEIGHT_SUM,
+    C_DEC_POST1, C_DEC_POST2, C_NU_PRE, C_NU_POST, C_TAU_PRE, C_W_MAX,
+    C_THETA_EXACT,   /* 1: theta = exp(-t c) (theta0 + acc); 0: theta carried stepwise */
+    C_THETA_RATE,    /* c = dt / tau_theta (exact) */
+    C_THETA_PLUS,
+    C_THETA_DECAY,   /* stepwise: exp(-dt / tau_theta) */
+    C_THETA_END,     /* exact: exp(-span / tau_theta); stepwise: exp(-rest / tau_theta) or 1 */
+    C_SIZE
+};
+
+static inline float bits_to_float(int32_t i) {
+    float f;
+    memcpy(&f, &i, sizeof f);
+    return f;
+}
+
+/* expm1(x) for float32 x: x = k ln2 + r, |r| <= ln2 / 2 (Cody & Waite), expm1(r) by its Taylor
+ * series to r^7 (truncation below 2e-8 relative), expm1(x) = 2^k expm1(r) + (2^k - 1). Written
+ * without branches so that loops over neurons vectorise. */
+static inline float expm1_f(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    float kf = (x * 1.44269502f + shifter) - shifter;
+    float r = x - kf * 0.693359375f;
+    r = r - kf * -2.12194440e-4f;
+    float p = 1.98412698e-4f;
+    p = p * r + 1.38888889e-3f;
+    p = p * r + 8.33333333e-3f;
+    p = p * r + 4.16666667e-2f;
+    p = p * r + 1.66666667e-1f;
+    p = p * r + 0.5f;
+    p = r + (r * r) * p;
+    float s = bits_to_float(((int32_t)kf + 127) << 23);
+    return s * p + (s - 1.0f);
+}
+
+static inline float exp_f(float x) { return expm1_f(x) + 1.0f; }
+
+typedef struct {
+    float *v, *ge, *gi, *since;
+} Layer;
+
+/* A layer's constants as values (no aliasing with the state arrays, so loops vectorise). */
+typedef struct {
+    float v_rest, v_reset, e_exc, e_inh, k_mem, k_neg, dec_ge, dec_gi, refractory, can_fire;
+} Consts;
+
+static Consts consts_of(const float *c) {
+    Consts k = {c[L_V_REST],   c[L_V_RESET],  c[L_E_EXC],  c[L_E_INH],        c[L_K_MEM],
+                c[L_K_MEM_NEG], c[L_DEC_GE], c[L_DEC_GI], c[L_REFRACTORY], c[L_CAN_FIRE]};
+    return k;
+}
+
+/* One neuron's step: integrate, decay, threshold, reset; ``drive`` joins ge after the step.
+ * Takes the state by value and writes the new state into ``out`` (v, ge, gi, since); returns
+ * the spike, 1 or 0. */
+static inline float neuron_step(const Consts k, float vj, float gej, float gij, float since,
+                                float drive, float threshold, float dt, int exponential,
+                                int hold, float out[4]) {
+    float dv;
+    if (exponential) {
+        const float g = (1.0f + gej) + gij;
+        const float v_inf = ((k.v_rest + gej * k.e_exc) + gij * k.e_inh) / g;
+        dv = (v_inf - vj) * -expm1_f(g * k.k_neg);
+    } else {
+        dv = (((k.v_rest - vj) + gej * (k.e_exc - vj)) + gij * (k.e_inh - vj)) * k.k_mem;
+    }
+    const float vn = (hold && since < k.refractory) ? vj : vj + dv;
+    const float sn = since + dt;
+    const float f = (vn > threshold && sn >= k.can_fire) ? 1.0f : 0.0f;
+    out[0] = f != 0.0f ? k.v_reset : vn;
+    out[1] = gej * k.dec_ge + drive;
+    out[2] = gij * k.dec_gi;
+    out[3] = f != 0.0f ? 0.0f : sn;
+    return f;
+}
+
+/* One step of a whole layer (``drive`` and ``threshold`` per neuron); spikes into ``s``;
+ * returns how many fired. One instance per (exponential, hold), so that the loop has no branch
+ * and vectorises. */
+#define LAYER_STEP(NAME, EXPONENTIAL, HOLD)                                                     \
+    static int NAME(const float *c, Layer *st, const float *restrict drive,                    \
+                    const float *restrict threshold, float dt, float *restrict s, int n) {     \
+        float *restrict v = st->v, *restrict ge = st->ge, *restrict gi = st->gi,               \
+                        *restrict since = st->since;                                           \
+        const Consts k = consts_of(c);                                                         \
+        float fired = 0.0f;                                                                    \
+        for (int j = 0; j < n; j++) {                                                          \
+            float o[4];                                                                        \
+            const float f = neuron_step(k, v[j], ge[j], gi[j], since[j], drive[j],             \
+                                        threshold[j], dt, EXPONENTIAL, HOLD, o);               \
+            v[j] = o[0], ge[j] = o[1], gi[j] = o[2], since[j] = o[3];                          \
+            s[j] = f;                                                                          \
+            fired += f;                                                                        \
+        }                                                                                      \
+        return (int)fired;                                                                     \
+    }
+
+LAYER_STEP(step_euler_hold, 0, 1)
+LAYER_STEP(step_euler_free, 0, 0)
+LAYER_STEP(step_exp_hold, 1, 1)
+LAYER_STEP(step_exp_free, 1, 0)
+
+static int layer_step(const float *c, Layer *st, const float *drive, const float *threshold,
+                      float dt, float *s, int n) {
+    const int hold = c[L_HOLD_V] != 0.0f, exponential = c[L_EXPONENTIAL] != 0.0f;
+    if (exponential)
+        return hold ? step_exp_hold(c, st, drive, threshold, dt, s, n)
+                    : step_exp_free(c, st, drive, threshold, dt, s, n);
+    return hold ? step_euler_hold(c, st, drive, threshold, dt, s, n)
+                : step_euler_free(c, st, drive, threshold, dt, s, n);
+}
+
+static void layer_rest(const float *c, Layer *st, int n) {
+    for (int j = 0; j < n; j++) {
+        st->v[j] = c[L_V_REST];
+        st->ge[j] = 0.0f;
+        st->gi[j] = 0.0f;
+        st->since[j] = 1e9f;
+    }
+}
+
+/* One presentation with learning; see the file's comment. Returns 0, or -1 when memory ran out. */
+int stdp_present(const int32_t *slots, int steps, int width, int n_inputs, float *w,
+                 float *theta, int n, const float *exc_c, const float *inh_c, const float *cc,
+                 float *counts) {
+    const int p_rows = n_inputs;
+    float *buf = (float *)calloc((size_t)n * 18 + (size_t)p_rows * 2, sizeof(float));
+    if (!buf) return -1;
+    Layer exc = {buf, buf + n, buf + 2 * n, buf + 3 * n};
+    Layer inh = {buf + 4 * n, buf + 5 * n, buf + 6 * n, buf + 7 * n};
+    float *drive = buf + 8 * n, *thr = buf + 9 * n, *s_e = buf + 10 * n, *s_i = buf + 11 * n;
+    float *post1 = buf + 12 * n, *post2 = buf + 13 * n, *acc = buf + 14 * n;
+    float *theta0 = buf + 15 * n, *colsum = buf + 16 * n;
+    float *last_pre = buf + 18 * n, *pre = last_pre + p_rows;
+    const float dt = cc[C_DT], w_ei = cc[C_W_EI], w_ie = cc[C_W_IE], w_max = cc[C_W_MAX];
+    const float nu_pre = cc[C_NU_PRE], nu_post = cc[C_NU_POST], tau_pre = cc[C_TAU_PRE];
+    const float dec1 = cc[C_DEC_POST1], dec2 = cc[C_DEC_POST2];
+    const float theta_rate = cc[C_THETA_RATE], theta_plus = cc[C_THETA_PLUS];
+    const int inhibition = cc[C_INHIBITION] != 0.0f, exact = cc[C_THETA_EXACT] != 0.0f;
+    const float base = exc_c[L_V_THRESH];
+
+    /* active: the excitatory neurons that have fired in this presentation, in order of their
+     * first spike (n_active of them; the first n_active_inh / n_active_post had fired before
+     * the current step's inhibitory update / trace decay); fired: this step's spikes */
+    int *active = (int *)calloc((size_t)n * 2, sizeof(int));
+    char *is_active = (char *)calloc((size_t)n, 1);
+    if (!active || !is_active) {
+        free(buf), free(active), free(is_active);
+        return -1;
+    }
+    int *fired = active + n;
+    int n_active = 0, n_active_inh = 0, n_active_post = 0;
+    /* an inhibitory layer that would fire at rest has every neuron active from the start */
+    if (inhibition && inh_c[L_V_REST] > inh_c[L_V_THRESH]) {
+        for (int j = 0; j < n; j++) active[j] = j, is_active[j] = 1;
+        n_active = n_active_inh = n_active_post = n;
+    }
+
+    /* Diehl & Cook's normalisation: each column scaled to sum to weight_sum. */
+    if (cc[C_WEIGHT_SUM] > 0.0f) {
+        for (int i = 0; i < p_rows; i++) {
+            const float *row = w + (size_t)i * n;
+            for (int j = 0; j < n; j++) colsum[j] += row[j];
+        }
+        for (int j = 0; j < n; j++)
+            colsum[j] = cc[C_WEIGHT_SUM] / (colsum[j] > 1e-12f ? colsum[j] : 1e-12f);
+        for (int i = 0; i < p_rows; i++) {
+            float *row = w + (size_t)i * n;
+            for (int j = 0; j < n; j++) row[j] = row[j] * colsum[j];
+        }
+    }
+    layer_rest(exc_c, &exc, n);
+    layer_rest(inh_c, &inh, n);
+    for (int i = 0; i < p_rows; i++) last_pre[i] = -1e9f;
+    for (int j = 0; j < n; j++) {
+        theta0[j] = theta[j];
+        acc[j] = exact ? 0.0f : theta[j];
+        counts[j] = 0.0f;
+    }
+
+    for (int t = 0; t < steps; t++) {
+        const int32_t *idx = slots + (size_t)t * width;
+        const float now = (float)t * dt;
+        memset(drive, 0, sizeof(float) * n);
+        for (int k = 0; k < width; k++) {
+            int src = idx[k];
+            if (src < 0 || src >= p_rows) continue;
+            const float *row = w + (size_t)src * n;
+            for (int j = 0; j < n; j++) drive[j] = drive[j] + row[j];
+        }
+        if (exact) {
+            const float decay = exp_f(-(float)t * theta_rate);
+            for (int j = 0; j < n; j++) thr[j] = base + decay * (theta0[j] + acc[j]);
+        } else {
+            for (int j = 0; j < n; j++) thr[j] = base + acc[j];
+        }
+        int n_fired = layer_step(exc_c, &exc, drive, thr, dt, s_e, n);
+        /* the neurons that fired; a neuron joins the active set at its first spike */
+        int n_new = 0;
+        if (n_fired)
+            for (int j = 0; j < n; j++)
+                if (s_e[j] != 0.0f) {
+                    fired[n_new++] = j;
+                    if (!is_active[j]) {
+                        is_active[j] = 1;
+                        active[n_active++] = j;
+                    }
+                }
+        if (inhibition) {
+            /* Only an inhibitory neuron whose partner has fired in this presentation has left
+             * rest; the others' step changes nothing (v = v_rest, no conductance). */
+            const int exp_i = inh_c[L_EXPONENTIAL] != 0.0f, hold_i = inh_c[L_HOLD_V] != 0.0f;
+            const float thr_inh = inh_c[L_V_THRESH];
+            const Consts k_inh = consts_of(inh_c);
+            int n_inh = 0;
+            for (int a = 0; a < n_active_inh; a++) {
+                const int j = active[a];
+                float o[4];
+                const float f = neuron_step(k_inh, inh.v[j], inh.ge[j], inh.gi[j], inh.since[j],
+                                            0.0f, thr_inh, dt, exp_i, hold_i, o);
+                inh.v[j] = o[0], inh.ge[j] = o[1], inh.gi[j] = o[2], inh.since[j] = o[3];
+                s_i[j] = f;
+                n_inh += f != 0.0f;
+            }
+            for (int m = 0; m < n_new; m++) inh.ge[fired[m]] = inh.ge[fired[m]] + w_ei * 1.0f;
+            if (n_inh) {
+                const float total = (float)n_inh;
+                for (int j = 0; j < n; j++) exc.gi[j] = exc.gi[j] + w_ie * (total - s_i[j]);
+                for (int a = 0; a < n_active_inh; a++) s_i[active[a]] = 0.0f;
+            }
+            n_active_inh = n_active;
+        }
+        if (exact) {
+            const float grow = theta_plus * exp_f((float)(t + 1) * theta_rate);
+            if (n_fired)
+                for (int j = 0; j < n; j++) acc[j] = acc[j] + grow * s_e[j];
+        } else {
+            const float decay = cc[C_THETA_DECAY];
+            for (int j = 0; j < n; j++) acc[j] = acc[j] * decay + theta_plus * s_e[j];
+        }
+        /* postsynaptic traces are 0 until their neuron's first spike */
+        for (int a = 0; a < n_active_post; a++) {
+            const int j = active[a];
+            post1[j] = post1[j] * dec1;
+            post2[j] = post2[j] * dec2;
+        }
+        for (int k = 0; k < width; k++) {
+            int src = idx[k];
+            /* an input that spikes twice in a step is depressed once (its row is written, not
+             * accumulated, as by TensorFlow's scatter) */
+            if (src < 0 || src >= p_rows || last_pre[src] == now) continue;
+            float *row = w + (size_t)src * n;
+            for (int j = 0; j < n; j++) {
+                float x = row[j] - nu_pre * post1[j];
+                row[j] = x < 0.0f ? 0.0f : (x > w_max ? w_max : x);
+            }
+            last_pre[src] = now;
+        }
+        if (!n_fired) {
+            n_active_post = n_active;
+            continue;
+        }
+        for (int j = 0; j < n; j++) counts[j] = counts[j] + s_e[j];
+        for (int i = 0; i < p_rows; i++) pre[i] = nu_post * exp_f((last_pre[i] - now) / tau_pre);
+        for (int m = 0; m < n_new; m++) {
+            const int j = fired[m];
+            const float p2 = post2[j];
+            float *col = w + j;
+            for (int i = 0; i < p_rows; i++) {
+                float x = col[(size_t)i * n] + pre[i] * p2;
+                col[(size_t)i * n] = x < 0.0f ? 0.0f : (x > w_max ? w_max : x);
+            }
+        }
+        for (int m = 0; m < n_new; m++) post1[fired[m]] = post2[fired[m]] = 1.0f;
+        n_active_post = n_active;
+    }
+    const float end = cc[C_THETA_END];
+    for (int j = 0; j < n; j++)
+        theta[j] = exact ? end * (theta0[j] + acc[j]) : (end == 1.0f ? acc[j] : acc[j] * end);
+    free(buf), free(active), free(is_active);
+    return 0;
+}
