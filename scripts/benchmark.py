@@ -18,6 +18,14 @@ stack (:mod:`stdp_pipeline.sim.stack`, what ``run --seeds ... --stack B`` trains
 one process: the aggregate network-digits/s and its ratio to one network alone.
 
     python scripts/benchmark.py --sizes 100 400 --stack 2 4 8 --train-digits 400
+
+``--engine native`` times the learning presentations in C (``train.engine = "native"``,
+:mod:`stdp_pipeline.sim.native`) instead of the compiled TensorFlow program; inference is the
+same on both. ``--own-presets`` runs each size with its own preset (``diehl-cook-N``: at 1,600
+and 6,400 neurons the exponential membrane and three or fifteen passes' settings) instead of
+the 400-neuron preset resized.
+
+    python scripts/benchmark.py --sizes 400 1600 6400 --own-presets --engine native
 """
 
 from __future__ import annotations
@@ -56,14 +64,28 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def bench_config(n: int, engine: str = "xla", own_preset: bool = False):
+    """The benchmark's config for ``n`` neurons."""
+    if own_preset:
+        return load_config(f"diehl-cook-{n}", [f"train.engine={engine}"])
+    return load_config("diehl-cook-400", [f"network.n_excitatory={n}", f"train.engine={engine}"])
+
+
 def bench(
-    n: int, images: np.ndarray, train_digits: int, infer_digits: int, warmup_digits: int = 0
+    n: int,
+    images: np.ndarray,
+    train_digits: int,
+    infer_digits: int,
+    warmup_digits: int = 0,
+    engine: str = "xla",
+    own_preset: bool = False,
 ) -> dict:
-    cfg = load_config("diehl-cook-400", [f"network.n_excitatory={n}"])
+    cfg = bench_config(n, engine, own_preset)
     net = SpikingNetwork(cfg)
     t0 = time.perf_counter()
-    for width in SLOT_WIDTHS:
-        net.learning_program(width)(tf.fill([cfg.encoding.steps, width], net.n_inputs))
+    if net.native_learner() is None:
+        for width in SLOT_WIDTHS:
+            net.learning_program(width)(tf.fill([cfg.encoding.steps, width], net.n_inputs))
     respond(net, images[:8], np.arange(8), "assign")
     compile_s = time.perf_counter() - t0
     net.set_state({"weights": np.asarray(net.weights.numpy()), "theta": net.theta.numpy() * 0 + 20})
@@ -93,6 +115,7 @@ def bench(
     dynamics_ms = (time.perf_counter() - t0) / b * 1000
     return {
         "neurons": n,
+        "engine": engine,
         "warm-up digits": warmup_digits,
         "train digits/s": round(train_digits / train_s, 1),
         "inference digits/s": round(infer_digits / infer_s, 1),
@@ -161,6 +184,12 @@ def main() -> None:
         metavar="B",
         help="also time B networks learning as one stack (aggregate network-digits/s)",
     )
+    parser.add_argument("--engine", choices=["xla", "native"], default="xla")
+    parser.add_argument(
+        "--own-presets",
+        action="store_true",
+        help="each size with its own diehl-cook-N preset (100, 400, 1600, 6400)",
+    )
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
     images = data.load_split("mnist", "train", args.data_dir).images.reshape(-1, 784)
@@ -172,7 +201,15 @@ def main() -> None:
     if any(b < 1 for b in args.stack):
         parser.error(f"--stack {' '.join(map(str, args.stack))}: networks must be >= 1")
     rows = [
-        bench(n, images, args.train_digits, args.infer_digits, args.warmup_digits)
+        bench(
+            n,
+            images,
+            args.train_digits,
+            args.infer_digits,
+            args.warmup_digits,
+            args.engine,
+            args.own_presets,
+        )
         for n in args.sizes
     ]
     stacked = [
@@ -187,7 +224,8 @@ def main() -> None:
         f"Python {platform.python_version()}, TensorFlow {tf.__version__}"
     )
     print(
-        f"Diehl & Cook preset, dt 0.5 ms, 350 ms per digit; {args.train_digits} training "
+        f"Diehl & Cook {'presets' if args.own_presets else 'preset (400, resized)'}, "
+        f"{args.engine} engine, dt 0.5 ms, 350 ms per digit; {args.train_digits} training "
         f"digits (learning on, one by one, after {args.warmup_digits} untimed), "
         f"{args.infer_digits} inference digits (batched)"
     )
