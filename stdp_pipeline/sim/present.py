@@ -101,7 +101,11 @@ def chunk_inputs(
 ) -> ChunkInputs:
     """The input spikes :func:`train_chunk` shows at retry level 0. They depend only on the seed
     and ``(indices, epoch)``, never on the learned state, so the training stage draws the next
-    chunk's on another thread while the current chunk learns."""
+    chunk's on another thread while the current chunk learns. With ``train.engine = "native"``
+    they are drawn in C, bit for bit the same."""
+    learner = net.native_learner()
+    if learner is not None:
+        return ChunkInputs(*learner.input_slots(images, indices, 0, "train", epoch))
     slots, dropped, busiest = net.input_slots(
         tf.constant(images, tf.uint8),
         tf.constant(indices, tf.int32),
@@ -146,11 +150,23 @@ def train_chunk(
         if level == 0:
             s, k = slots[i], int(busiest[i])
         else:
-            s1, d1, k1 = net.input_slots(
-                images_t[i : i + 1], indices_t[i : i + 1], tf.constant(level), "train", epoch_t
-            )
-            s, k = s1.numpy()[0], int(k1.numpy()[0])
-            dropped[i] += int(d1.numpy()[0])
+            if learner is not None:
+                s1, d1, k1 = learner.input_slots(
+                    images[i : i + 1], indices[i : i + 1], level, "train", epoch
+                )
+            else:
+                s1, d1, k1 = (
+                    x.numpy()
+                    for x in net.input_slots(
+                        images_t[i : i + 1],
+                        indices_t[i : i + 1],
+                        tf.constant(level),
+                        "train",
+                        epoch_t,
+                    )
+                )
+            s, k = s1[0], int(k1[0])
+            dropped[i] += int(d1[0])
         if learner is not None:
             per_neuron = learner.present(s[:, : max(k, 1)])
         else:

@@ -176,3 +176,32 @@ def test_a_missing_compiler_is_one_clear_error(monkeypatch):
 def test_bad_engine_name_is_refused():
     with pytest.raises(PipelineError, match="train.engine"):
         load_config("diehl-cook-100", ["train.engine=fast"])
+
+
+@pytest.mark.parametrize(
+    "overrides, level, stage, epoch",
+    [
+        ([], 0, "train", 0),
+        ([], 3, "train", 2),
+        ([], 1, "assign", 0),
+        (["poisson.target_rate_hz=40000"], 3, "train", 1),  # spikes beyond the 48 slots
+    ],
+)
+def test_native_input_spikes_equal_tensorflow_bit_for_bit(digits, overrides, level, stage, epoch):
+    """The Poisson spikes drawn in C from TensorFlow's tables are TensorFlow's: the same slots,
+    dropped spikes and busiest steps, at every retry level, stage and pass."""
+    net = SpikingNetwork(_config("encoding.presentation_ms=350", "train.engine=native", *overrides))
+    idx = np.arange(3, 3 + len(digits))
+    want = net.input_slots(
+        tf.constant(digits, tf.uint8),
+        tf.constant(idx, tf.int32),
+        tf.constant(level),
+        stage,
+        tf.constant(epoch, tf.int64),
+    )
+    got = net.native_learner().input_slots(digits, idx, level, stage, epoch)
+    for w, g in zip(want, got, strict=True):
+        np.testing.assert_array_equal(w.numpy(), g)
+    assert (got[0] < P).sum() > 1000  # spikes were drawn
+    if overrides:
+        assert got[1].sum() > 0 and got[0].shape[2] == 48

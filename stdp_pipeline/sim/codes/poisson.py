@@ -113,18 +113,40 @@ def target_rates(
     return x * (gain / tf.maximum(total, 1.0))
 
 
-def poisson_counts(lam: tf.Tensor, u: tf.Tensor) -> tf.Tensor:
-    """Inverse-CDF Poisson draws: ``lam`` ``[B]`` means, ``u`` ``[B, T]`` uniforms -> ``[B, T]``
-    int32 counts, ``min{k : CDF(k) > u}``. The CDF table reaches 12 standard deviations past the
-    largest mean (at least ``SLOTS + 1`` entries), so counts are exact far beyond ``SLOTS``."""
+def count_table(lam: tf.Tensor) -> tf.Tensor:
+    """The Poisson CDF of each mean ``lam`` ``[B]``: ``[B, S]`` float32, ``CDF(k)`` for
+    ``k < S``. The table reaches 12 standard deviations past the largest mean (at least
+    ``SLOTS + 1`` entries), so counts are exact far beyond ``SLOTS``."""
     lam = tf.maximum(tf.cast(lam, tf.float32), 1e-30)
     top = tf.reduce_max(lam)
     reach = tf.cast(tf.math.ceil(top + 12.0 * tf.sqrt(top) + 12.0), tf.int32)
     size = tf.maximum(SLOTS + 1, reach)
     k = tf.range(size, dtype=tf.float32)
     lam = lam[:, None]
-    cdf = tf.cumsum(tf.exp(k * tf.math.log(lam) - lam - tf.math.lgamma(k + 1.0)), axis=1)
+    return tf.cumsum(tf.exp(k * tf.math.log(lam) - lam - tf.math.lgamma(k + 1.0)), axis=1)
+
+
+def poisson_counts(lam: tf.Tensor, u: tf.Tensor) -> tf.Tensor:
+    """Inverse-CDF Poisson draws: ``lam`` ``[B]`` means, ``u`` ``[B, T]`` uniforms -> ``[B, T]``
+    int32 counts, ``min{k : CDF(k) > u}`` (the entries of :func:`count_table` at or below
+    ``u``)."""
+    cdf = count_table(lam)
     return tf.reduce_sum(tf.cast(u[:, :, None] >= cdf[:, None, :], tf.int32), axis=2)
+
+
+def rate_tables(
+    p: Params, images: tf.Tensor, level: tf.Tensor | int, dt_ms: float
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """What :func:`events` draws from: the cumulative rates ``[B, P]`` (Hz) of each image, their
+    totals ``[B]`` and the Poisson CDF of the spikes per step ``[B, S]`` (:func:`count_table`).
+    The native engine (:mod:`stdp_pipeline.sim.native`) draws the same events from them."""
+    if p.target_rate_hz > 0:
+        rates = target_rates(images, p.target_rate_hz, p.rate_max_hz, level, p.retry_rate_step_hz)
+    else:  # off: the Diehl & Cook rates, the same program as before the option existed
+        rates = intensity_rates(images, p.rate_max_hz, level, p.retry_rate_step_hz)
+    cdf = tf.cumsum(rates, axis=1)
+    total = cdf[:, -1]
+    return cdf, total, count_table(total * (dt_ms / 1000.0))
 
 
 def events(
@@ -148,13 +170,9 @@ def events(
     uniform number ``t * SLOTS + k`` of stream 2 of the digit's key. Only the ``E`` spikes that
     occur are drawn: no random number is spent on empty slots.
     """
-    if p.target_rate_hz > 0:
-        rates = target_rates(images, p.target_rate_hz, p.rate_max_hz, level, p.retry_rate_step_hz)
-    else:  # off: the Diehl & Cook rates, the same program as before the option existed
-        rates = intensity_rates(images, p.rate_max_hz, level, p.retry_rate_step_hz)
-    cdf = tf.cumsum(rates, axis=1)
-    total = cdf[:, -1]
-    counts = poisson_counts(total * (dt_ms / 1000.0), uniforms(keys, 1, tf.range(steps)))
+    cdf, total, table = rate_tables(p, images, level, dt_ms)
+    u_count = uniforms(keys, 1, tf.range(steps))
+    counts = tf.reduce_sum(tf.cast(u_count[:, :, None] >= table[:, None, :], tf.int32), axis=2)
     dropped = tf.reduce_sum(tf.maximum(counts - SLOTS, 0), axis=1)
     counts = tf.minimum(counts, SLOTS)
     b = tf.shape(images)[0]

@@ -35,9 +35,12 @@ from typing import Any
 
 import numpy as np
 
+from stdp_pipeline._tf import tf
 from stdp_pipeline.errors import PipelineError
+from stdp_pipeline.sim.codes import base as codes
+from stdp_pipeline.sim.codes import poisson
 
-SOURCE = Path(__file__).with_name("present.c")
+SOURCES = (Path(__file__).with_name("present.c"), Path(__file__).with_name("draw.c"))
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared")
 
 _lock = threading.Lock()
@@ -63,13 +66,13 @@ def library() -> ctypes.CDLL:
             )
         folder = tempfile.mkdtemp(prefix="stdp-native-")
         out = os.path.join(folder, "present.so")
-        cmd = [cc, *FLAGS, "-o", out, str(SOURCE), "-lm"]
+        cmd = [cc, *FLAGS, "-o", out, *map(str, SOURCES), "-lm"]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             lines = done.stderr.strip().splitlines() or ["no message"]
             first = next((x for x in lines if "error" in x), lines[0])
             raise PipelineError(
-                f"train.engine = 'native': compiling {SOURCE.name} with {cc} failed ({first}); "
+                f"train.engine = 'native': compiling the C engine with {cc} failed ({first}); "
                 "use train.engine = 'xla'"
             )
         lib = ctypes.CDLL(out)
@@ -78,6 +81,16 @@ def library() -> ctypes.CDLL:
         lib.stdp_present.argtypes = [
             i32, ctypes.c_int, ctypes.c_int, ctypes.c_int, f32, f32, ctypes.c_int,
             f32, f32, f32, f32,
+        ]  # fmt: skip
+        i64 = ctypes.POINTER(ctypes.c_int64)
+        lib.stdp_poisson_counts.restype = None
+        lib.stdp_poisson_counts.argtypes = [
+            ctypes.c_int, ctypes.c_int, ctypes.c_int, i64, f32, ctypes.c_int, i32, i32, i32,
+        ]  # fmt: skip
+        lib.stdp_poisson_slots.restype = None
+        lib.stdp_poisson_slots.argtypes = [
+            ctypes.c_int, ctypes.c_int, ctypes.c_int, i64, f32, f32, i32, ctypes.c_int,
+            ctypes.c_int, i32,
         ]  # fmt: skip
         shutil.rmtree(folder, ignore_errors=True)  # the loaded library stays mapped
         _lib = lib
@@ -157,6 +170,52 @@ class Learner:
         )  # fmt: skip
         self.w: np.ndarray | None = None
         self.theta: np.ndarray | None = None
+        #: the Poisson code's spikes are drawn in C from TensorFlow's tables; other codes'
+        #: by TensorFlow
+        self.draws = cfg.encoding.code == "poisson"
+        self._tables = tf.function(self._rate_tables, reduce_retracing=True)
+
+    def _rate_tables(self, images, indices, level, stage, epoch):
+        """Keys ``[B]`` and the Poisson code's tables (:func:`poisson.rate_tables`)."""
+        cfg = self.net.config
+        keys = codes.presentation_keys(cfg.seed, stage, indices, level, epoch)
+        return (keys, *poisson.rate_tables(self.net.code_params, images, level, cfg.encoding.dt_ms))
+
+    def input_slots(
+        self, images: np.ndarray, indices: np.ndarray, level: int, stage: str, epoch: int = 0
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The input spikes of :meth:`SpikingNetwork.input_slots
+        <stdp_pipeline.sim.network.SpikingNetwork.input_slots>` as numpy arrays, bit for bit:
+        slots ``[B, T, K]`` int32, dropped spikes ``[B]``, busiest step ``[B]``. The Poisson code's
+        are drawn in C (``draw.c``) from TensorFlow's tables."""
+        args = (
+            tf.constant(images, tf.uint8),
+            tf.constant(indices, tf.int32),
+            tf.constant(level),
+            stage,
+            tf.constant(epoch, tf.int64),
+        )
+        if not self.draws:
+            return tuple(x.numpy() for x in self.net.input_slots(*args))
+        keys, cdf, total, table = (x.numpy() for x in self._tables(*args))
+        b, steps, n_in = len(indices), self.net.config.encoding.steps, self.net.n_inputs
+        keys = np.ascontiguousarray(keys, np.int64)
+        cdf, total, table = (np.ascontiguousarray(x, np.float32) for x in (cdf, total, table))
+        counts = np.empty((b, steps), np.int32)
+        dropped, busiest = np.zeros(b, np.int32), np.zeros(b, np.int32)
+        f32, i32 = ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int32)
+        k64 = keys.ctypes.data_as(ctypes.POINTER(ctypes.c_int64))
+        self.lib.stdp_poisson_counts(
+            b, steps, table.shape[1], k64, table.ctypes.data_as(f32), codes.SLOTS,
+            counts.ctypes.data_as(i32), dropped.ctypes.data_as(i32), busiest.ctypes.data_as(i32),
+        )  # fmt: skip
+        width = max(int(busiest.max()), 1) if b else 1
+        out = np.empty((b, steps, width), np.int32)
+        self.lib.stdp_poisson_slots(
+            b, steps, n_in, k64, cdf.ctypes.data_as(f32), total.ctypes.data_as(f32),
+            counts.ctypes.data_as(i32), codes.SLOTS, width, out.ctypes.data_as(i32),
+        )  # fmt: skip
+        return out, dropped, busiest
 
     def pull(self) -> None:
         """Copy the network's weights ``[P, N]`` and thresholds ``[N]`` from its variables."""
