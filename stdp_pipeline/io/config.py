@@ -219,11 +219,16 @@ class EvaluateConfig(Section):
     digits get). Learning needs strong inhibition so that neurons learn different fields; a
     weaker one at inference lets several neurons of a group answer a digit, a graded code that
     the linear read-out uses better (README, "Results").
+
+    ``engine``: ``"xla"``, batches of digits in one compiled TensorFlow program, or ``"native"``,
+    digits one after another in C, a batch per core (as ``train.engine``; conductance neurons,
+    whole digits; see :mod:`stdp_pipeline.sim.native`).
     """
 
     _section = "evaluate"
     batch_digits: int = num(500, gt=0, le=20000)
     inh_to_exc_weight: float | None = num(None, ge=0)
+    engine: Literal["xla", "native"] = "xla"
 
 
 #: The core sections, in the order they are written.

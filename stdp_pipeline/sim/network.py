@@ -117,13 +117,14 @@ class SpikingNetwork(tf.Module):
                         "the initial voltage is used only when encoding.rest = 'simulate' "
                         "(otherwise every presentation starts at rest); set it to 0"
                     )
-        if config.train.engine == "native":
-            why = native.unsupported(self)
+        for key, engine, learn in (
+            ("train.engine", config.train.engine, True),
+            ("evaluate.engine", config.evaluate.engine, False),
+        ):
+            why = native.unsupported(self, learn) if engine == "native" else None
             if why is not None:
-                raise PipelineError(
-                    f"train.engine = 'native' does not run {why}; use train.engine = 'xla'"
-                )
-        self._learner: native.Learner | None = None
+                raise PipelineError(f"{key} = 'native' does not run {why}; use {key} = 'xla'")
+        self._native: dict[bool, native.Engine] = {}
         self._programs: dict[int, tf.types.experimental.ConcreteFunction] = {}
         self.input_slots = tf.function(self._input_slots, reduce_retracing=True)
         self.input_currents = tf.function(self._input_currents, reduce_retracing=True)
@@ -277,14 +278,21 @@ class SpikingNetwork(tf.Module):
 
     # ------------------------------------------------------------------------------------------
     # learning: one presentation, one compiled program per slot width
-    def native_learner(self) -> native.Learner | None:
+    def native_learner(self) -> native.Engine | None:
         """The C engine of the learning presentations (``train.engine = "native"``), compiled on
         first use; None with ``train.engine = "xla"``."""
-        if self.config.train.engine != "native":
+        return self._native_engine(self.config.train.engine, True)
+
+    def native_responder(self) -> native.Engine | None:
+        """The C engine of inference (``evaluate.engine = "native"``); None with ``"xla"``."""
+        return self._native_engine(self.config.evaluate.engine, False)
+
+    def _native_engine(self, engine: str, learning: bool) -> native.Engine | None:
+        if engine != "native":
             return None
-        if self._learner is None:
-            self._learner = native.Learner(self)
-        return self._learner
+        if learning not in self._native:
+            self._native[learning] = native.Engine(self, learning)
+        return self._native[learning]
 
     def learning_program(self, width: int) -> tf.types.experimental.ConcreteFunction:
         """The compiled learning presentation for slots ``[T, width]`` (int32 image pixels,

@@ -31,6 +31,9 @@ CURRENTS_BYTES = 128 << 20
 #: 1,100 (16-64) against 700 (479); 400 neurons 500 (16-24) against 310-390 (119); 1,600 neurons
 #: 140 (4) against 100 (29).
 BATCH_NEURONS = 8192
+#: Digits per inference batch of the native engine (digits run one after another in a batch,
+#: batches side by side on the cores).
+NATIVE_BATCH = 100
 
 T = TypeVar("T")
 
@@ -225,7 +228,11 @@ def drawn_ahead(
 def inference_batch_size(net: SpikingNetwork) -> int:
     """Digits per inference batch: ``evaluate.batch_digits``, capped so that the input currents
     of one batch take at most :data:`CURRENTS_BYTES` and a batch simulates at most
-    :data:`BATCH_NEURONS` excitatory neurons. The counts do not depend on the batch size."""
+    :data:`BATCH_NEURONS` excitatory neurons (``evaluate.engine = "native"``: at most
+    :data:`NATIVE_BATCH` digits, simulated one after another). The counts do not depend on the
+    batch size."""
+    if net.config.evaluate.engine == "native":
+        return max(1, min(net.config.evaluate.batch_digits, NATIVE_BATCH))
     per_digit = net.config.encoding.steps * net.n * 4
     cap = min(CURRENTS_BYTES // per_digit, BATCH_NEURONS // net.n)
     return max(1, min(net.config.evaluate.batch_digits, cap))
@@ -255,11 +262,23 @@ def respond(
     counts = np.zeros((total, net.n), np.float32)
     retries = np.zeros(total, np.int32)
     bs = inference_batch_size(net)
+    engine = net.native_responder()  # None: the compiled TensorFlow program
+    if engine is not None:
+        w = np.ascontiguousarray(net.weights.numpy(), np.float32)
+        theta = np.ascontiguousarray(net.theta.numpy(), np.float32)
+
+        def native_counts(sel: np.ndarray, level: int) -> np.ndarray:
+            slots = engine.input_slots(images[sel], indices[sel], level, stage)[0]
+            return engine.respond(slots, w, theta)
 
     def simulate(batch: np.ndarray) -> int:
         """One batch, with the retries of its quiet digits; fills counts and retries."""
 
         def show(todo: np.ndarray, level: int) -> np.ndarray:
+            if engine is not None:  # digits one by one: no padding
+                c = native_counts(todo, level)
+                counts[todo], retries[todo] = c, level
+                return c.sum(axis=1)
             # Retries are few: pad them to a power of two, not to a whole batch.
             width = bs if level == 0 else min(bs, max(8, 1 << (len(todo) - 1).bit_length()))
             sel = np.concatenate([todo, np.full(width - len(todo), todo[0])])

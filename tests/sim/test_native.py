@@ -123,10 +123,10 @@ def test_an_input_spiking_twice_in_a_step_is_depressed_once(digits):
     assert np.abs(xla.weights.numpy() - nat.weights.numpy()).max() < 1e-6
 
 
-def test_native_learning_leaves_inference_on_tensorflow(digits):
-    """With train.engine = "native" training writes the network's variables; inference reads
-    them and leaves them bit-identical, with the counts of a TensorFlow-engine network holding
-    the same state."""
+def test_native_learning_leaves_inference_to_its_own_engine(digits):
+    """train.engine = "native" writes the network's variables; inference (here TensorFlow's)
+    reads them and leaves them bit-identical, with the counts of a TensorFlow-trained network
+    holding the same state."""
     xla, nat = _pair("encoding.presentation_ms=100", "evaluate.batch_digits=4")
     train_chunk(nat, digits[:6], np.arange(6))
     state = nat.get_state()
@@ -135,6 +135,36 @@ def test_native_learning_leaves_inference_on_tensorflow(digits):
     counts_x, _ = respond(xla, digits[6:14], np.arange(6, 14), "assign")
     np.testing.assert_array_equal(counts_n, counts_x)
     assert counts_n.sum() > 0
+    for key in ("weights", "theta"):
+        assert np.array_equal(nat.get_state()[key], state[key])
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["evaluate.inh_to_exc_weight=2"],
+        ["excitatory.membrane=exponential", "inhibitory.membrane=exponential"],
+        ["network.inhibition=false"],
+    ],
+)
+def test_native_inference_gives_the_tensorflow_counts(digits, overrides):
+    """evaluate.engine = "native": the same spike counts and retries as the compiled
+    TensorFlow inference on real digits (forward Euler is the same float32 arithmetic; the
+    exponential membrane's expm1 differs in the last bit at most, which moved no spike here), and
+    learned state untouched."""
+    base = ["encoding.presentation_ms=200", "encoding.min_spikes=15", "evaluate.batch_digits=7"]
+    xla = SpikingNetwork(_config(*base, *overrides))
+    nat = SpikingNetwork(_config(*base, *overrides, "evaluate.engine=native"))
+    state = _start([xla, nat], 6)
+    idx = np.arange(len(digits))
+    counts_x, retries_x = respond(xla, digits, idx, "evaluate")
+    counts_n, retries_n = respond(nat, digits, idx, "evaluate")
+    np.testing.assert_array_equal(counts_n, counts_x)
+    np.testing.assert_array_equal(retries_n, retries_x)
+    assert counts_x.sum() > 100  # spikes, and retried digits (weak inhibition: none needed)
+    weak = {"evaluate.inh_to_exc_weight=2", "network.inhibition=false"}
+    assert retries_x.max() >= 1 or weak & set(overrides)
     for key in ("weights", "theta"):
         assert np.array_equal(nat.get_state()[key], state[key])
 
@@ -158,10 +188,20 @@ def test_configurations_the_native_engine_does_not_run_are_refused(override):
     assert "\n" not in message
 
 
-def test_patched_models_are_refused():
-    cfg = load_config("event-stdp-patches", ["train.engine=native", "learning.rule=trace"])
-    with pytest.raises(PipelineError, match="patch_size_px"):
+@pytest.mark.parametrize("key", ["train.engine", "evaluate.engine"])
+def test_patched_models_are_refused(key):
+    cfg = load_config("event-stdp-patches", [f"{key}=native", "learning.rule=trace"])
+    with pytest.raises(PipelineError, match=f"{key} = 'native' does not run encoding.patch_size"):
         SpikingNetwork(cfg)
+
+
+def test_native_inference_runs_any_learning_rule(digits):
+    """Inference has no learning rule: evaluate.engine = "native" runs an event-STDP network."""
+    nat = SpikingNetwork(_config("learning.rule=event", "evaluate.engine=native"))
+    xla = SpikingNetwork(_config("learning.rule=event"))
+    _start([xla, nat], 7)
+    a = respond(nat, digits[:5], np.arange(5), "assign")[0]
+    np.testing.assert_array_equal(a, respond(xla, digits[:5], np.arange(5), "assign")[0])
 
 
 def test_a_missing_compiler_is_one_clear_error(monkeypatch):

@@ -14,11 +14,14 @@ The C file is compiled once per process with the system's C compiler (``$CC``, e
 each operation rounds as TensorFlow's does) into a temporary folder and loaded with ctypes; the
 call releases the GIL. exp and expm1 are the file's own (within 2 ulp), not XLA's, so weights may
 differ from the TensorFlow engine's in the last bits and, as spikes shift, a run's accuracy by the
-seed-to-seed spread (tests bound both). Inference (assign, evaluate) stays on TensorFlow.
+seed-to-seed spread (tests bound both). Inference (assign, evaluate) runs in C with
+``evaluate.engine = "native"`` (the same model with learning off; any learning rule).
 
-:class:`Learner` keeps the weights and thresholds as numpy arrays while a chunk of digits
-learns: :meth:`Learner.pull` copies them from the network's variables, :meth:`Learner.present`
-shows one digit, :meth:`Learner.push` writes them back.
+:class:`Engine` keeps the weights and thresholds as numpy arrays while a chunk of digits
+learns: :meth:`Engine.pull` copies them from the network's variables, :meth:`Engine.present`
+shows one digit, :meth:`Engine.push` writes them back. With ``evaluate.engine = "native"``,
+:meth:`Engine.respond` runs inference (learning off) on digits one after another, a batch per
+thread.
 """
 
 from __future__ import annotations
@@ -83,6 +86,11 @@ def library() -> ctypes.CDLL:
             f32, f32, f32, f32,
         ]  # fmt: skip
         i64 = ctypes.POINTER(ctypes.c_int64)
+        lib.stdp_respond.restype = ctypes.c_int
+        lib.stdp_respond.argtypes = [
+            i32, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, f32, f32, ctypes.c_int,
+            f32, f32, f32, ctypes.c_float, f32,
+        ]  # fmt: skip
         lib.stdp_poisson_counts.restype = None
         lib.stdp_poisson_counts.argtypes = [
             ctypes.c_int, ctypes.c_int, ctypes.c_int, i64, f32, ctypes.c_int, i32, i32, i32,
@@ -97,18 +105,21 @@ def library() -> ctypes.CDLL:
         return lib
 
 
-def unsupported(net: Any) -> str | None:
+def unsupported(net: Any, learning: bool = True) -> str | None:
     """Why the native engine cannot run ``net`` (a
-    :class:`~stdp_pipeline.sim.network.SpikingNetwork`), or None when it can."""
+    :class:`~stdp_pipeline.sim.network.SpikingNetwork`) with learning on (``learning``) or off,
+    or None when it can."""
     cfg = net.config
     if cfg.network.neuron != "conductance":
         return f"network.neuron = {cfg.network.neuron!r} (it runs 'conductance')"
-    if cfg.learning.rule != "trace":
-        return f"learning.rule = {cfg.learning.rule!r} (it runs 'trace')"
     if net.layout.patched:
         return f"encoding.patch_size_px = {cfg.encoding.patch_size_px} (it runs whole digits, 28)"
     if net.delay_h:
         return f"network.input_delay_max_ms = {cfg.network.input_delay_max_ms} (it runs 0)"
+    if not learning:
+        return None
+    if cfg.learning.rule != "trace":
+        return f"learning.rule = {cfg.learning.rule!r} (it runs 'trace')"
     if cfg.encoding.rest != "reset":
         return f"encoding.rest = {cfg.encoding.rest!r} (it runs 'reset')"
     return None
@@ -132,42 +143,46 @@ def _layer_constants(p: Any, dt: float) -> np.ndarray:
     )  # fmt: skip
 
 
-class Learner:
-    """Learning presentations of one network in C (see the module docstring).
+class Engine:
+    """One network's presentations in C (see the module docstring): with learning
+    (:meth:`pull`, :meth:`present`, :meth:`push`; ``train.engine = "native"``) or without
+    (:meth:`respond`; ``evaluate.engine = "native"``), and the Poisson input spikes of both
+    (:meth:`input_slots`).
 
     Raises :class:`~stdp_pipeline.errors.PipelineError` when the network's configuration is not
     one the engine runs, or no C compiler builds it."""
 
-    def __init__(self, net: Any) -> None:
-        why = unsupported(net)
+    def __init__(self, net: Any, learning: bool = True) -> None:
+        key = "train.engine" if learning else "evaluate.engine"
+        why = unsupported(net, learning)
         if why is not None:
-            raise PipelineError(
-                f"train.engine = 'native' does not run {why}; use train.engine = 'xla'"
-            )
+            raise PipelineError(f"{key} = 'native' does not run {why}; use {key} = 'xla'")
         self.net = net
+        self.learning = learning
         self.lib = library()
         cfg = net.config
         enc, nc, lc = cfg.encoding, cfg.network, cfg.learning
         dt = enc.dt_ms
         self.exc = _layer_constants(net.exc_params, dt)
         self.inh = _layer_constants(net.inh_params, dt)
-        pe, rp = net.exc_params, net.rule_params
-        adapt = net.neuron.adaptation(pe, dt, enc.steps, enc.rest_ms)
-        exact = type(adapt).__name__ == "_Exact"
-        span = enc.steps * dt + enc.rest_ms
-        if exact:
-            end = math.exp(-span / pe.tau_theta_ms)
-        else:
-            end = math.exp(-enc.rest_ms / pe.tau_theta_ms) if enc.rest_ms > 0 else 1.0
-        self.consts = np.array(
-            [
-                dt, nc.exc_to_inh_weight, nc.inh_to_exc_weight, float(nc.inhibition),
+        head = [dt, nc.exc_to_inh_weight, nc.inh_to_exc_weight, float(nc.inhibition)]
+        if learning:
+            pe, rp = net.exc_params, net.rule_params
+            adapt = net.neuron.adaptation(pe, dt, enc.steps, enc.rest_ms)
+            exact = type(adapt).__name__ == "_Exact"
+            span = enc.steps * dt + enc.rest_ms
+            if exact:
+                end = math.exp(-span / pe.tau_theta_ms)
+            else:
+                end = math.exp(-enc.rest_ms / pe.tau_theta_ms) if enc.rest_ms > 0 else 1.0
+            rest = [
                 lc.weight_sum, math.exp(-dt / rp.tau_post1_ms), math.exp(-dt / rp.tau_post2_ms),
                 rp.nu_pre, rp.nu_post, rp.tau_pre_ms, rp.w_max, float(exact),
                 dt / pe.tau_theta_ms, pe.theta_plus_mv, math.exp(-dt / pe.tau_theta_ms), end,
-            ],
-            np.float32,
-        )  # fmt: skip
+            ]  # fmt: skip
+        else:  # learning off: no rule, no adaptation
+            rest = [0.0] * 12
+        self.consts = np.array(head + rest, np.float32)
         self.w: np.ndarray | None = None
         self.theta: np.ndarray | None = None
         #: the Poisson code's spikes are drawn in C from TensorFlow's tables; other codes'
@@ -216,6 +231,30 @@ class Learner:
             counts.ctypes.data_as(i32), codes.SLOTS, width, out.ctypes.data_as(i32),
         )  # fmt: skip
         return out, dropped, busiest
+
+    def respond(self, slots: np.ndarray, w: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """Presentations with learning off, from rest: ``slots`` ``[B, T, K]`` int32, weights
+        ``w`` ``[P, N]`` and thresholds ``theta`` ``[N]`` (float32, C order, fixed) -> the
+        excitatory spike counts ``[B, N]`` (float32), with the inference inhibition
+        (``evaluate.inh_to_exc_weight``). Releases the GIL: several threads may respond at
+        once."""
+        net = self.net
+        x = np.ascontiguousarray(slots, np.int32)
+        b, steps, width = x.shape
+        counts = np.empty((b, net.n), np.float32)
+        w_ie = net.config.evaluate.inh_to_exc_weight
+        if w_ie is None:
+            w_ie = net.config.network.inh_to_exc_weight
+        f32, i32 = ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int32)
+        rc = self.lib.stdp_respond(
+            x.ctypes.data_as(i32), b, steps, width, net.n_inputs, w.ctypes.data_as(f32),
+            theta.ctypes.data_as(f32), net.n, self.exc.ctypes.data_as(f32),
+            self.inh.ctypes.data_as(f32), self.consts.ctypes.data_as(f32), w_ie,
+            counts.ctypes.data_as(f32),
+        )  # fmt: skip
+        if rc != 0:
+            raise MemoryError("the native engine could not allocate its per-sample state")
+        return counts
 
     def pull(self) -> None:
         """Copy the network's weights ``[P, N]`` and thresholds ``[N]`` from its variables."""

@@ -328,3 +328,86 @@ int stdp_present(const int32_t *slots, int steps, int width, int n_inputs, float
     free(buf), free(active), free(is_active);
     return 0;
 }
+
+/* Presentations with learning off (inference), one digit after another: the excitatory spike
+ * counts of each digit, from rest, with weights and theta fixed (the program of
+ * SpikingNetwork._simulate: drive = sum of the step's W rows, threshold = v_thresh + theta,
+ * inhibition weight w_ie). slots [B, T, width]; counts [B, N] (out). Returns 0, or -1 when
+ * memory ran out. */
+int stdp_respond(const int32_t *slots, int n_digits, int steps, int width, int n_inputs,
+                 const float *w, const float *theta, int n, const float *exc_c,
+                 const float *inh_c, const float *cc, float w_ie, float *counts) {
+    float *buf = (float *)calloc((size_t)n * 12, sizeof(float));
+    int *active = (int *)calloc((size_t)n * 2, sizeof(int));
+    char *is_active = (char *)calloc((size_t)n, 1);
+    if (!buf || !active || !is_active) {
+        free(buf), free(active), free(is_active);
+        return -1;
+    }
+    Layer exc = {buf, buf + n, buf + 2 * n, buf + 3 * n};
+    Layer inh = {buf + 4 * n, buf + 5 * n, buf + 6 * n, buf + 7 * n};
+    float *drive = buf + 8 * n, *thr = buf + 9 * n, *s_e = buf + 10 * n, *s_i = buf + 11 * n;
+    int *fired = active + n;
+    const float dt = cc[C_DT], w_ei = cc[C_W_EI];
+    const int inhibition = cc[C_INHIBITION] != 0.0f;
+    const int all_active = inhibition && inh_c[L_V_REST] > inh_c[L_V_THRESH];
+    const int exp_i = inh_c[L_EXPONENTIAL] != 0.0f, hold_i = inh_c[L_HOLD_V] != 0.0f;
+    const float thr_inh = inh_c[L_V_THRESH];
+    const Consts k_inh = consts_of(inh_c);
+    for (int j = 0; j < n; j++) thr[j] = exc_c[L_V_THRESH] + theta[j];
+    for (int b = 0; b < n_digits; b++) {
+        float *count = counts + (size_t)b * n;
+        layer_rest(exc_c, &exc, n);
+        layer_rest(inh_c, &inh, n);
+        int n_active = 0, n_active_inh = 0;
+        memset(is_active, 0, (size_t)n);
+        if (all_active) {
+            for (int j = 0; j < n; j++) active[j] = j, is_active[j] = 1;
+            n_active = n_active_inh = n;
+        }
+        for (int j = 0; j < n; j++) count[j] = 0.0f;
+        for (int t = 0; t < steps; t++) {
+            const int32_t *idx = slots + ((size_t)b * steps + t) * width;
+            memset(drive, 0, sizeof(float) * n);
+            for (int k = 0; k < width; k++) {
+                const int src = idx[k];
+                if (src < 0 || src >= n_inputs) continue;
+                const float *row = w + (size_t)src * n;
+                for (int j = 0; j < n; j++) drive[j] = drive[j] + row[j];
+            }
+            const int n_fired = layer_step(exc_c, &exc, drive, thr, dt, s_e, n);
+            int n_new = 0;
+            if (n_fired) {
+                for (int j = 0; j < n; j++) count[j] = count[j] + s_e[j];
+                for (int j = 0; j < n; j++)
+                    if (s_e[j] != 0.0f) {
+                        fired[n_new++] = j;
+                        if (!is_active[j]) {
+                            is_active[j] = 1;
+                            active[n_active++] = j;
+                        }
+                    }
+            }
+            if (!inhibition) continue;
+            int n_inh = 0;
+            for (int a = 0; a < n_active_inh; a++) {
+                const int j = active[a];
+                float o[4];
+                const float f = neuron_step(k_inh, inh.v[j], inh.ge[j], inh.gi[j], inh.since[j],
+                                            0.0f, thr_inh, dt, exp_i, hold_i, o);
+                inh.v[j] = o[0], inh.ge[j] = o[1], inh.gi[j] = o[2], inh.since[j] = o[3];
+                s_i[j] = f;
+                n_inh += f != 0.0f;
+            }
+            for (int m = 0; m < n_new; m++) inh.ge[fired[m]] = inh.ge[fired[m]] + w_ei * 1.0f;
+            if (n_inh) {
+                const float total = (float)n_inh;
+                for (int j = 0; j < n; j++) exc.gi[j] = exc.gi[j] + w_ie * (total - s_i[j]);
+                for (int a = 0; a < n_active_inh; a++) s_i[active[a]] = 0.0f;
+            }
+            n_active_inh = n_active;
+        }
+    }
+    free(buf), free(active), free(is_active);
+    return 0;
+}
