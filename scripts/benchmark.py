@@ -19,11 +19,10 @@ one process: the aggregate network-digits/s and its ratio to one network alone.
 
     python scripts/benchmark.py --sizes 100 400 --stack 2 4 8 --train-digits 400
 
-``--engine native`` times the learning presentations in C (``train.engine = "native"``,
-:mod:`stdp_pipeline.sim.native`) instead of the compiled TensorFlow program; inference is the
-same on both. ``--own-presets`` runs each size with its own preset (``diehl-cook-N``: at 1,600
-and 6,400 neurons the exponential membrane and three or fifteen passes' settings) instead of
-the 400-neuron preset resized.
+``--engine native`` times training and inference in C (``train.engine`` and
+``evaluate.engine = "native"``, :mod:`stdp_pipeline.sim.native`) instead of the compiled
+TensorFlow programs. ``--own-presets`` runs each size with its own preset (``diehl-cook-N``:
+at 1,600 and 6,400 neurons the exponential membrane) instead of the 400-neuron preset resized.
 
     python scripts/benchmark.py --sizes 400 1600 6400 --own-presets --engine native
 """
@@ -66,9 +65,10 @@ def peak_rss_mib() -> float:
 
 def bench_config(n: int, engine: str = "xla", own_preset: bool = False):
     """The benchmark's config for ``n`` neurons."""
+    engines = [f"train.engine={engine}", f"evaluate.engine={engine}"]
     if own_preset:
-        return load_config(f"diehl-cook-{n}", [f"train.engine={engine}"])
-    return load_config("diehl-cook-400", [f"network.n_excitatory={n}", f"train.engine={engine}"])
+        return load_config(f"diehl-cook-{n}", engines)
+    return load_config("diehl-cook-400", [f"network.n_excitatory={n}", *engines])
 
 
 def bench(
@@ -102,17 +102,28 @@ def bench(
     t0 = time.perf_counter()
     counts, _ = respond(net, images[:infer_digits], np.arange(infer_digits), "evaluate")
     infer_s = time.perf_counter() - t0
-    # Where inference time goes, one batch on one thread: spikes + currents, then dynamics.
+    # Where inference time goes, one batch on one thread: spikes + currents, then dynamics
+    # (TensorFlow's engine; the native engine draws slots and simulates digits one by one).
     b = inference_batch_size(net)
-    batch = (tf.constant(images[:b]), tf.range(b), tf.constant(0), "evaluate")
-    net.input_currents(*batch).numpy()
-    t0 = time.perf_counter()
-    cur = net.input_currents(*batch)
-    cur.numpy()
-    currents_ms = (time.perf_counter() - t0) / b * 1000
-    t0 = time.perf_counter()
-    net.simulate(cur).numpy()
-    dynamics_ms = (time.perf_counter() - t0) / b * 1000
+    responder = net.native_responder()
+    if responder is None:
+        batch = (tf.constant(images[:b]), tf.range(b), tf.constant(0), "evaluate")
+        net.input_currents(*batch).numpy()
+        t0 = time.perf_counter()
+        cur = net.input_currents(*batch)
+        cur.numpy()
+        currents_ms = (time.perf_counter() - t0) / b * 1000
+        t0 = time.perf_counter()
+        net.simulate(cur).numpy()
+        dynamics_ms = (time.perf_counter() - t0) / b * 1000
+    else:
+        t0 = time.perf_counter()
+        slots = responder.input_slots(images[:b], np.arange(b), 0, "evaluate")[0]
+        currents_ms = (time.perf_counter() - t0) / b * 1000
+        w, theta = net.weights.numpy(), net.theta.numpy()
+        t0 = time.perf_counter()
+        responder.respond(slots, w, theta)
+        dynamics_ms = (time.perf_counter() - t0) / b * 1000
     return {
         "neurons": n,
         "engine": engine,
@@ -122,7 +133,7 @@ def bench(
         "60k-digit epoch (min)": round(60000 / (train_digits / train_s) / 60, 1),
         "spikes/digit (train)": round(float(spikes.mean()), 1),
         "spikes/digit (infer)": round(float(counts.sum(1).mean()), 1),
-        "infer: spikes+currents ms/digit": round(currents_ms, 2),
+        "infer: spikes(+currents) ms/digit": round(currents_ms, 2),
         "infer: dynamics ms/digit": round(dynamics_ms, 2),
         "compile s": round(compile_s, 1),
         "peak RSS MiB": round(peak_rss_mib()),

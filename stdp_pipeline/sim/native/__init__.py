@@ -1,27 +1,34 @@
-"""The native learning engine (``train.engine = "native"``): one C loop per learning presentation.
+"""The native engine: presentations in C (``train.engine`` / ``evaluate.engine = "native"``).
 
 The compiled TensorFlow program of a learning presentation (:mod:`stdp_pipeline.sim.learning`)
 runs some forty kernels a step; at 400 neurons their fixed cost, not the arithmetic, sets the
 speed. ``present.c`` (beside this file) runs the same model, step for step and in the same float32
 operation order, as one C function: Diehl & Cook's whole-digit network with conductance neurons
-(``network.neuron = "conductance"``, every switch of that model) and trace STDP
-(``learning.rule = "trace"``), each presentation from rest (``encoding.rest = "reset"``), no input
-delays. Other configurations keep ``train.engine = "xla"``; :func:`unsupported` names what stands
-in the way.
+(``network.neuron = "conductance"``, every switch of that model), no input delays; learning by
+trace STDP (``learning.rule = "trace"``) with every presentation from rest (``encoding.rest =
+"reset"``). Inference (``stdp_respond``, learning off) runs digits one after another, a batch per
+thread, for any learning rule. :func:`unsupported` names what stands in the way of another
+configuration, which keeps ``"xla"``. Two shortcuts, both exact: an inhibitory neuron whose
+partner has not fired in the presentation is at rest and its step changes nothing, and a
+postsynaptic trace is 0 until its neuron fires, so only the neurons that have fired are stepped.
 
-The C file is compiled once per process with the system's C compiler (``$CC``, else ``cc``;
+``draw.c`` draws the Poisson code's input spikes, bit for bit those of
+:func:`stdp_pipeline.sim.codes.poisson.events`, from the tables TensorFlow computes
+(:func:`~stdp_pipeline.sim.codes.poisson.rate_tables`): integer hashes, comparisons and one
+float32 multiply. Other input codes are drawn by TensorFlow.
+
+Both files are compiled once per process with the system's C compiler (``$CC``, else ``cc``;
 ``-O3 -march=native -ffp-contract=off``: vector code for this CPU, no fused multiply-adds, so
-each operation rounds as TensorFlow's does) into a temporary folder and loaded with ctypes; the
-call releases the GIL. exp and expm1 are the file's own (within 2 ulp), not XLA's, so weights may
-differ from the TensorFlow engine's in the last bits and, as spikes shift, a run's accuracy by the
-seed-to-seed spread (tests bound both). Inference (assign, evaluate) runs in C with
-``evaluate.engine = "native"`` (the same model with learning off; any learning rule).
+each operation rounds as TensorFlow's does) into a temporary folder and loaded with ctypes; calls
+release the GIL. exp and expm1 are the file's own (within 2 ulp), not XLA's, and the column sums
+of the weight normalisation run in another order: learned weights differ from the TensorFlow
+engine's in the last bits, and as training goes on a spike may move, so a run's accuracy differs
+as another seed's would (tests bound the difference; a 2,000-digit run measured in README
+"Speed"). Inference with forward Euler is the same arithmetic as TensorFlow's.
 
 :class:`Engine` keeps the weights and thresholds as numpy arrays while a chunk of digits
 learns: :meth:`Engine.pull` copies them from the network's variables, :meth:`Engine.present`
-shows one digit, :meth:`Engine.push` writes them back. With ``evaluate.engine = "native"``,
-:meth:`Engine.respond` runs inference (learning off) on digits one after another, a batch per
-thread.
+shows one digit, :meth:`Engine.push` writes them back; :meth:`Engine.respond` runs inference.
 """
 
 from __future__ import annotations
