@@ -38,7 +38,7 @@ from stdp_pipeline.sim.present import ChunkInputs, TrainStats, chunk_inputs, dra
 def check_stackable(nets: Sequence[SpikingNetwork]) -> None:
     """Raise a one-line :class:`PipelineError` unless ``nets`` can learn as one stack: at least
     one network, configs equal but for ``seed`` (and ``name``), the same inputs, no input
-    delays."""
+    delays, the TensorFlow engine (``train.engine = "xla"``)."""
     if not nets:
         raise PipelineError("a stack of networks needs at least one network")
     first = nets[0]
@@ -57,6 +57,12 @@ def check_stackable(nets: Sequence[SpikingNetwork]) -> None:
         raise PipelineError(
             f"network.input_delay_max_ms = {first.config.network.input_delay_max_ms}: networks "
             "with input delays do not learn as one stack; train them one by one"
+        )
+    if first.config.train.engine != "xla":
+        raise PipelineError(
+            f"train.engine = {first.config.train.engine!r}: a stack is one compiled TensorFlow "
+            "program (train.engine = 'xla'); the native engine trains each network alone, "
+            "faster than a stack"
         )
 
 

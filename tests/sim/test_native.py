@@ -87,14 +87,18 @@ VARIANTS = {
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_native_training_follows_the_tensorflow_engine(digits, variant):
-    """Twenty digits learned one after another (retries included) by each engine: the same
+    """Twelve digits learned one after another (retries included) by each engine: the same
     spikes of every neuron on every digit, weights and theta apart by float32 rounding only (the
     column sums and exp are computed in another order: measured below 1e-6)."""
-    overrides = ["encoding.presentation_ms=200", "trace_stdp.nu_post=0.05", *VARIANTS[variant]]
+    overrides = [
+        "encoding.presentation_ms=150",
+        "trace_stdp.nu_post=0.05",
+        *VARIANTS[variant],
+    ]
     xla, nat = _pair(*overrides)
     _start([xla, nat], 4)
-    a = train_chunk(xla, digits[:20], np.arange(20))
-    b = train_chunk(nat, digits[:20], np.arange(20))
+    a = train_chunk(xla, digits[:12], np.arange(12))
+    b = train_chunk(nat, digits[:12], np.arange(12))
     np.testing.assert_array_equal(a.neuron_spikes, b.neuron_spikes)
     np.testing.assert_array_equal(a.retries, b.retries)
     assert a.spikes.sum() >= 20  # the test can fail: neurons fired
@@ -245,3 +249,13 @@ def test_native_input_spikes_equal_tensorflow_bit_for_bit(digits, overrides, lev
     assert (got[0] < P).sum() > 1000  # spikes were drawn
     if overrides:
         assert got[1].sum() > 0 and got[0].shape[2] == 48
+
+
+def test_native_networks_do_not_stack_and_train_one_by_one(tmp_path, mnist_dir):
+    """A stack is one compiled TensorFlow program: native networks are refused by it, and
+    `train` on several native runs trains them one by one, as each alone."""
+    from stdp_pipeline.sim.stack import NetworkStack
+
+    nets = [SpikingNetwork(_config(f"seed={s}", "train.engine=native")) for s in (0, 1)]
+    with pytest.raises(PipelineError, match="train.engine = 'native'.*alone"):
+        NetworkStack(nets)

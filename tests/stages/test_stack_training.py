@@ -131,6 +131,7 @@ def test_stack_on_a_single_run_is_a_one_line_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow  # 30 s; the stacks' results: test_stacked_runs_write_what_each_run_writes_alone
 def test_run_seeds_stacked_on_ray(tmp_path: Path, mnist_dir: Path) -> None:
     """`run --seeds 0,1 --stack 2`: one Ray task, both networks trained as one stack, every
     stage of both runs done, the summary over both seeds."""

@@ -208,10 +208,12 @@ TINY_LINES = {
 def test_run_follows_the_stage_table(tmp_path, mnist_dir, monkeypatch):
     """`run` on a tiny config runs the table's stages in order, prints each one's result line as
     the stage command does, and writes every stage's files; `--quiet` after `run` silences the
-    progress bars; the stage timings come from the stage records."""
+    progress bars; the stage timings come from the stage records. On the native engine (every
+    stage that presents digits runs it)."""
     monkeypatch.setenv("STDP_PROGRESS", "1")  # bars on, even without a terminal
     path = tmp_path / "all"
     args = ["run", str(path), "--config", "diehl-cook-100", "--data-dir", str(mnist_dir), *TINY]
+    args += ["--set", "train.engine=native", "--set", "evaluate.engine=native"]
     result = CliRunner().invoke(main, [*args, "--quiet"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     # no progress bar; a training-health warning of the tiny layer may stand on stderr
@@ -308,10 +310,12 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path, mnist_dir, 
 
 def test_more_passes_extend_a_finished_run(tmp_path, mnist_dir):
     """One pass, then `train --epochs 2 --resume`: the same weights, thresholds and log as two
-    passes from the start; another --limit is refused in one line."""
+    passes from the start; another --limit is refused in one line. On the native engine (its
+    weights pulled from and pushed to the checkpoints chunk by chunk)."""
     straight, extended = tmp_path / "straight", tmp_path / "extended"
+    native = ["--set", "train.engine=native", "--set", "evaluate.engine=native"]
     for run in (straight, extended):
-        args = ["--config", "diehl-cook-100", "--data-dir", str(mnist_dir), *TINY]
+        args = ["--config", "diehl-cook-100", "--data-dir", str(mnist_dir), *TINY, *native]
         assert _invoke("encode", str(run), *args).exit_code == 0
     assert _invoke("train", str(straight), "--epochs", "2").exit_code == 0
     assert _invoke("train", str(extended), "--epochs", "1").exit_code == 0

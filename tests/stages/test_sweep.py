@@ -45,6 +45,9 @@ TINY = """\
 "data.test_digits" = 20
 "train.chunk_digits" = 10
 "train.checkpoint_every" = 10
+# the engine is not what these tests are about: the native one starts faster in each worker
+"train.engine" = "native"
+"evaluate.engine" = "native"
 """
 
 
