@@ -1,4 +1,6 @@
-/* One learning presentation of Diehl & Cook's network in one C loop (train.engine = "native").
+/* Presentations of Diehl & Cook's network in one C loop each: with learning (stdp_present,
+ * train.engine = "native") and without (stdp_respond, evaluate.engine = "native"; the same steps
+ * with weights and theta fixed and no plasticity).
  *
  * The same model, step for step, as the compiled TensorFlow program of
  * stdp_pipeline/sim/learning.py for a whole-digit network with conductance neurons
