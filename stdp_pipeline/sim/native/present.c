@@ -169,10 +169,69 @@ static void layer_rest(const float *c, Layer *st, int n) {
     }
 }
 
+/* drive = the sum of the W rows of the step's input spikes `idx` (slot order; n_inputs and
+ * beyond: no spike) */
+static void sum_rows(float *restrict drive, const float *w, const int32_t *idx, int width,
+                     int n_inputs, int n) {
+    memset(drive, 0, sizeof(float) * n);
+    for (int k = 0; k < width; k++) {
+        const int src = idx[k];
+        if (src < 0 || src >= n_inputs) continue;
+        const float *row = w + (size_t)src * n;
+        for (int j = 0; j < n; j++) drive[j] = drive[j] + row[j];
+    }
+}
+
+/* The neurons that fired (s_e) into `fired`, ascending; a neuron joins `active` at its first
+ * spike of the presentation. Returns how many fired. */
+static int note_fired(const float *s_e, int n, int *fired, int *active, char *is_active,
+                      int *n_active) {
+    int n_new = 0;
+    for (int j = 0; j < n; j++)
+        if (s_e[j] != 0.0f) {
+            fired[n_new++] = j;
+            if (!is_active[j]) {
+                is_active[j] = 1;
+                active[(*n_active)++] = j;
+            }
+        }
+    return n_new;
+}
+
+/* The inhibitory layer's step, then the wiring: inh.ge += w_ei at this step's excitatory spikes
+ * `fired` (one-to-one), exc.gi += w_ie (sum(s_i) - s_i) (hollow). Only the first `n_stepped`
+ * neurons of `active` are stepped: an inhibitory neuron whose partner has not fired in this
+ * presentation is at rest (v = v_rest, no conductance), and its step changes nothing. `s_i` is
+ * all zeros on entry and on return. */
+static void inhibit(const float *inh_c, Layer *inh, Layer *exc, const int *active, int n_stepped,
+                    const int *fired, int n_fired, float w_ei, float w_ie, float dt, float *s_i,
+                    int n) {
+    const int exp_i = inh_c[L_EXPONENTIAL] != 0.0f, hold_i = inh_c[L_HOLD_V] != 0.0f;
+    const float thr_inh = inh_c[L_V_THRESH];
+    const Consts k_inh = consts_of(inh_c);
+    int n_inh = 0;
+    for (int a = 0; a < n_stepped; a++) {
+        const int j = active[a];
+        float o[4];
+        const float f = neuron_step(k_inh, inh->v[j], inh->ge[j], inh->gi[j], inh->since[j], 0.0f,
+                                    thr_inh, dt, exp_i, hold_i, o);
+        inh->v[j] = o[0], inh->ge[j] = o[1], inh->gi[j] = o[2], inh->since[j] = o[3];
+        s_i[j] = f;
+        n_inh += f != 0.0f;
+    }
+    for (int m = 0; m < n_fired; m++) inh->ge[fired[m]] = inh->ge[fired[m]] + w_ei * 1.0f;
+    if (n_inh) {
+        const float total = (float)n_inh;
+        for (int j = 0; j < n; j++) exc->gi[j] = exc->gi[j] + w_ie * (total - s_i[j]);
+        for (int a = 0; a < n_stepped; a++) s_i[active[a]] = 0.0f;
+    }
+}
+
 /* One presentation with learning; see the file's comment. Returns 0, or -1 when memory ran out. */
 int stdp_present(const int32_t *slots, int steps, int width, int n_inputs, float *w,
                  float *theta, int n, const float *exc_c, const float *inh_c, const float *cc,
                  float *counts) {
+    if (n <= 0 || n_inputs <= 0) return -1;
     const int p_rows = n_inputs;
     float *buf = (float *)calloc((size_t)n * 18 + (size_t)p_rows * 2, sizeof(float));
     if (!buf) return -1;
@@ -231,13 +290,7 @@ int stdp_present(const int32_t *slots, int steps, int width, int n_inputs, float
     for (int t = 0; t < steps; t++) {
         const int32_t *idx = slots + (size_t)t * width;
         const float now = (float)t * dt;
-        memset(drive, 0, sizeof(float) * n);
-        for (int k = 0; k < width; k++) {
-            int src = idx[k];
-            if (src < 0 || src >= p_rows) continue;
-            const float *row = w + (size_t)src * n;
-            for (int j = 0; j < n; j++) drive[j] = drive[j] + row[j];
-        }
+        sum_rows(drive, w, idx, width, p_rows, n);
         if (exact) {
             const float decay = exp_f(-(float)t * theta_rate);
             for (int j = 0; j < n; j++) thr[j] = base + decay * (theta0[j] + acc[j]);
@@ -245,39 +298,9 @@ int stdp_present(const int32_t *slots, int steps, int width, int n_inputs, float
             for (int j = 0; j < n; j++) thr[j] = base + acc[j];
         }
         int n_fired = layer_step(exc_c, &exc, drive, thr, dt, s_e, n);
-        /* the neurons that fired; a neuron joins the active set at its first spike */
-        int n_new = 0;
-        if (n_fired)
-            for (int j = 0; j < n; j++)
-                if (s_e[j] != 0.0f) {
-                    fired[n_new++] = j;
-                    if (!is_active[j]) {
-                        is_active[j] = 1;
-                        active[n_active++] = j;
-                    }
-                }
+        const int n_new = n_fired ? note_fired(s_e, n, fired, active, is_active, &n_active) : 0;
         if (inhibition) {
-            /* Only an inhibitory neuron whose partner has fired in this presentation has left
-             * rest; the others' step changes nothing (v = v_rest, no conductance). */
-            const int exp_i = inh_c[L_EXPONENTIAL] != 0.0f, hold_i = inh_c[L_HOLD_V] != 0.0f;
-            const float thr_inh = inh_c[L_V_THRESH];
-            const Consts k_inh = consts_of(inh_c);
-            int n_inh = 0;
-            for (int a = 0; a < n_active_inh; a++) {
-                const int j = active[a];
-                float o[4];
-                const float f = neuron_step(k_inh, inh.v[j], inh.ge[j], inh.gi[j], inh.since[j],
-                                            0.0f, thr_inh, dt, exp_i, hold_i, o);
-                inh.v[j] = o[0], inh.ge[j] = o[1], inh.gi[j] = o[2], inh.since[j] = o[3];
-                s_i[j] = f;
-                n_inh += f != 0.0f;
-            }
-            for (int m = 0; m < n_new; m++) inh.ge[fired[m]] = inh.ge[fired[m]] + w_ei * 1.0f;
-            if (n_inh) {
-                const float total = (float)n_inh;
-                for (int j = 0; j < n; j++) exc.gi[j] = exc.gi[j] + w_ie * (total - s_i[j]);
-                for (int a = 0; a < n_active_inh; a++) s_i[active[a]] = 0.0f;
-            }
+            inhibit(inh_c, &inh, &exc, active, n_active_inh, fired, n_new, w_ei, w_ie, dt, s_i, n);
             n_active_inh = n_active;
         }
         if (exact) {
@@ -339,6 +362,7 @@ int stdp_present(const int32_t *slots, int steps, int width, int n_inputs, float
 int stdp_respond(const int32_t *slots, int n_digits, int steps, int width, int n_inputs,
                  const float *w, const float *theta, int n, const float *exc_c,
                  const float *inh_c, const float *cc, float w_ie, float *counts) {
+    if (n <= 0 || n_digits < 0) return -1;
     float *buf = (float *)calloc((size_t)n * 12, sizeof(float));
     int *active = (int *)calloc((size_t)n * 2, sizeof(int));
     char *is_active = (char *)calloc((size_t)n, 1);
@@ -353,9 +377,6 @@ int stdp_respond(const int32_t *slots, int n_digits, int steps, int width, int n
     const float dt = cc[C_DT], w_ei = cc[C_W_EI];
     const int inhibition = cc[C_INHIBITION] != 0.0f;
     const int all_active = inhibition && inh_c[L_V_REST] > inh_c[L_V_THRESH];
-    const int exp_i = inh_c[L_EXPONENTIAL] != 0.0f, hold_i = inh_c[L_HOLD_V] != 0.0f;
-    const float thr_inh = inh_c[L_V_THRESH];
-    const Consts k_inh = consts_of(inh_c);
     for (int j = 0; j < n; j++) thr[j] = exc_c[L_V_THRESH] + theta[j];
     for (int b = 0; b < n_digits; b++) {
         float *count = counts + (size_t)b * n;
@@ -370,43 +391,15 @@ int stdp_respond(const int32_t *slots, int n_digits, int steps, int width, int n
         for (int j = 0; j < n; j++) count[j] = 0.0f;
         for (int t = 0; t < steps; t++) {
             const int32_t *idx = slots + ((size_t)b * steps + t) * width;
-            memset(drive, 0, sizeof(float) * n);
-            for (int k = 0; k < width; k++) {
-                const int src = idx[k];
-                if (src < 0 || src >= n_inputs) continue;
-                const float *row = w + (size_t)src * n;
-                for (int j = 0; j < n; j++) drive[j] = drive[j] + row[j];
-            }
+            sum_rows(drive, w, idx, width, n_inputs, n);
             const int n_fired = layer_step(exc_c, &exc, drive, thr, dt, s_e, n);
             int n_new = 0;
             if (n_fired) {
                 for (int j = 0; j < n; j++) count[j] = count[j] + s_e[j];
-                for (int j = 0; j < n; j++)
-                    if (s_e[j] != 0.0f) {
-                        fired[n_new++] = j;
-                        if (!is_active[j]) {
-                            is_active[j] = 1;
-                            active[n_active++] = j;
-                        }
-                    }
+                n_new = note_fired(s_e, n, fired, active, is_active, &n_active);
             }
             if (!inhibition) continue;
-            int n_inh = 0;
-            for (int a = 0; a < n_active_inh; a++) {
-                const int j = active[a];
-                float o[4];
-                const float f = neuron_step(k_inh, inh.v[j], inh.ge[j], inh.gi[j], inh.since[j],
-                                            0.0f, thr_inh, dt, exp_i, hold_i, o);
-                inh.v[j] = o[0], inh.ge[j] = o[1], inh.gi[j] = o[2], inh.since[j] = o[3];
-                s_i[j] = f;
-                n_inh += f != 0.0f;
-            }
-            for (int m = 0; m < n_new; m++) inh.ge[fired[m]] = inh.ge[fired[m]] + w_ei * 1.0f;
-            if (n_inh) {
-                const float total = (float)n_inh;
-                for (int j = 0; j < n; j++) exc.gi[j] = exc.gi[j] + w_ie * (total - s_i[j]);
-                for (int a = 0; a < n_active_inh; a++) s_i[active[a]] = 0.0f;
-            }
+            inhibit(inh_c, &inh, &exc, active, n_active_inh, fired, n_new, w_ei, w_ie, dt, s_i, n);
             n_active_inh = n_active;
         }
     }
