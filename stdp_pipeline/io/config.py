@@ -316,6 +316,13 @@ class ExperimentConfig:
             elif not isinstance(value, cls):
                 raise PipelineError(f"{key} = {value!r}: must be a table of keys")
         object.__setattr__(self, "parts", types.MappingProxyType(parts))
+        for key, engine, learning in (
+            ("train.engine", self.train.engine, True),
+            ("evaluate.engine", self.evaluate.engine, False),
+        ):
+            why = self.native_problem(learning) if engine == "native" else None
+            if why is not None:
+                raise PipelineError(f"{key} = 'native' does not run {why}; use {key} = 'xla'")
         enc = self.encoding
         if enc.patch_size_px < 28 and self.network.patch_groups == "separate":
             from stdp_pipeline.geometry import patch_positions
@@ -327,6 +334,26 @@ class ExperimentConfig:
                     f"the {groups} patch positions ({enc.patch_size_px} px patches, stride "
                     f"{enc.patch_stride_px}) to give each its own group"
                 )
+
+    def native_problem(self, learning: bool = True) -> str | None:
+        """Why the native engine (:mod:`stdp_pipeline.sim.native`) cannot run this config with
+        learning on (``learning``) or off, or None when it can: it runs conductance neurons on
+        whole digits without input delays; learning, trace STDP from rest."""
+        if self.network.neuron != "conductance":
+            return f"network.neuron = {self.network.neuron!r} (it runs 'conductance')"
+        if self.encoding.patch_size_px < 28:
+            return (
+                f"encoding.patch_size_px = {self.encoding.patch_size_px} (it runs whole digits, 28)"
+            )
+        if self.network.input_delay_max_ms > 0:
+            return f"network.input_delay_max_ms = {self.network.input_delay_max_ms} (it runs 0)"
+        if not learning:
+            return None
+        if self.learning.rule != "trace":
+            return f"learning.rule = {self.learning.rule!r} (it runs 'trace')"
+        if self.encoding.rest != "reset":
+            return f"encoding.rest = {self.encoding.rest!r} (it runs 'reset')"
+        return None
 
     def __getattr__(self, name: str) -> Any:
         """A part's section as an attribute (``config.excitatory``)."""

@@ -117,13 +117,6 @@ class SpikingNetwork(tf.Module):
                         "the initial voltage is used only when encoding.rest = 'simulate' "
                         "(otherwise every presentation starts at rest); set it to 0"
                     )
-        for key, engine, learn in (
-            ("train.engine", config.train.engine, True),
-            ("evaluate.engine", config.evaluate.engine, False),
-        ):
-            why = native.unsupported(self, learn) if engine == "native" else None
-            if why is not None:
-                raise PipelineError(f"{key} = 'native' does not run {why}; use {key} = 'xla'")
         self._native: dict[bool, native.Engine] = {}
         self._programs: dict[int, tf.types.experimental.ConcreteFunction] = {}
         self.input_slots = tf.function(self._input_slots, reduce_retracing=True)

@@ -183,10 +183,10 @@ UNSUPPORTED = {
 
 @pytest.mark.parametrize("override", sorted(UNSUPPORTED))
 def test_configurations_the_native_engine_does_not_run_are_refused(override):
-    """A configuration outside the engine's model is refused when the network is built, in one
-    line that names the value and the way out."""
+    """A configuration outside the engine's model is refused when the config is loaded (before
+    any stage runs), in one line that names the value and the way out."""
     with pytest.raises(PipelineError) as err:
-        SpikingNetwork(_config(override, "train.engine=native"))
+        _config(override, "train.engine=native")
     message = str(err.value)
     assert UNSUPPORTED[override] in message and "train.engine = 'xla'" in message
     assert "\n" not in message
@@ -194,9 +194,8 @@ def test_configurations_the_native_engine_does_not_run_are_refused(override):
 
 @pytest.mark.parametrize("key", ["train.engine", "evaluate.engine"])
 def test_patched_models_are_refused(key):
-    cfg = load_config("event-stdp-patches", [f"{key}=native", "learning.rule=trace"])
     with pytest.raises(PipelineError, match=f"{key} = 'native' does not run encoding.patch_size"):
-        SpikingNetwork(cfg)
+        load_config("event-stdp-patches", [f"{key}=native", "learning.rule=trace"])
 
 
 def test_native_inference_runs_any_learning_rule(digits):
@@ -259,3 +258,28 @@ def test_native_networks_do_not_stack_and_train_one_by_one(tmp_path, mnist_dir):
     nets = [SpikingNetwork(_config(f"seed={s}", "train.engine=native")) for s in (0, 1)]
     with pytest.raises(PipelineError, match="train.engine = 'native'.*alone"):
         NetworkStack(nets)
+
+
+def test_engine_option_sets_both_keys_and_a_set_wins(tmp_path):
+    """`--engine native` on the command line stands for train.engine and evaluate.engine; an
+    explicit --set of either wins; a model the engine does not run stops `encode` in one line,
+    before anything is written."""
+    from click.testing import CliRunner
+
+    from stdp_pipeline.cli.main import main
+
+    def show(*args: str) -> str:
+        result = CliRunner().invoke(main, ["config", "show", "diehl-cook-400", *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert show("--engine", "native").count('engine = "native"') == 2
+    mixed = show("--engine", "native", "--set", "evaluate.engine=xla")
+    assert mixed.count('engine = "native"') == 1 and mixed.count('engine = "xla"') == 1
+    assert show().count('engine = "xla"') == 2
+    run = tmp_path / "patches"
+    args = ["encode", str(run), "--config", "event-stdp-patches", "--engine", "native"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0
+    assert "train.engine = 'native' does not run encoding.patch_size_px = 16" in result.output
+    assert "Traceback" not in result.output and not run.exists()

@@ -115,21 +115,12 @@ def library() -> ctypes.CDLL:
 def unsupported(net: Any, learning: bool = True) -> str | None:
     """Why the native engine cannot run ``net`` (a
     :class:`~stdp_pipeline.sim.network.SpikingNetwork`) with learning on (``learning``) or off,
-    or None when it can."""
-    cfg = net.config
-    if cfg.network.neuron != "conductance":
-        return f"network.neuron = {cfg.network.neuron!r} (it runs 'conductance')"
-    if net.layout.patched:
-        return f"encoding.patch_size_px = {cfg.encoding.patch_size_px} (it runs whole digits, 28)"
-    if net.delay_h:
-        return f"network.input_delay_max_ms = {cfg.network.input_delay_max_ms} (it runs 0)"
-    if not learning:
-        return None
-    if cfg.learning.rule != "trace":
-        return f"learning.rule = {cfg.learning.rule!r} (it runs 'trace')"
-    if cfg.encoding.rest != "reset":
-        return f"encoding.rest = {cfg.encoding.rest!r} (it runs 'reset')"
-    return None
+    or None when it can (:meth:`ExperimentConfig.native_problem
+    <stdp_pipeline.io.config.ExperimentConfig.native_problem>`; the config refuses such a
+    combination when it is loaded)."""
+    if net.layout.patched:  # images of another side than 28
+        return f"images cut into patches of {net.layout.patch_px} px (it runs whole digits)"
+    return net.config.native_problem(learning)
 
 
 def _layer_constants(p: Any, dt: float) -> np.ndarray:
