@@ -8,8 +8,8 @@ folder and
 2. skips the runs that have finished every stage (their results stay in the summary), and those
    that failed before unless ``retry_failed``; Ray starts only if some run is left to do;
 3. starts Ray (only now is Ray imported): with no ``address``, a local Ray for this sweep alone
-   (no dashboard, its files in a temporary folder under /tmp, its workers' output kept off the
-   terminal) with ``workers`` task slots (default: one per core); with ``address``, the existing
+   (no dashboard front end, its files in a temporary folder under /tmp, its workers' output
+   kept off the terminal) with ``workers`` task slots (default: one per core); with ``address``, the existing
    cluster at that address (``auto``, ``host:6379`` or ``ray://host:10001``);
 4. runs each remaining run as one Ray task (:func:`~stdp_pipeline.sweep.worker.run_point`),
    or, with ``stack`` > 1, up to ``stack`` seeds of one point as one task whose networks train
