@@ -9,8 +9,9 @@ folder and
    that failed before unless ``retry_failed``; Ray starts only if some run is left to do;
 3. starts Ray (only now is Ray imported): with no ``address``, a local Ray for this sweep alone
    (no dashboard front end, its files in a temporary folder under /tmp, its workers' output
-   kept off the terminal) with ``workers`` task slots (default: one per core); with ``address``, the existing
-   cluster at that address (``auto``, ``host:6379`` or ``ray://host:10001``);
+   kept off the terminal) with ``workers`` task slots (default: one per core); with
+   ``address``, the existing cluster at that address (``auto``, ``host:6379`` or
+   ``ray://host:10001``);
 4. runs each remaining run as one Ray task (:func:`~stdp_pipeline.sweep.worker.run_point`),
    or, with ``stack`` > 1, up to ``stack`` seeds of one point as one task whose networks train
    as one stack (:func:`~stdp_pipeline.sweep.worker.run_group`), each task requesting
