@@ -275,6 +275,11 @@ class RunDir:
         record = self.manifest()["stages"].get(name)
         return isinstance(record, dict) and not record.get("stale")
 
+    def finished(self, name: str) -> bool:
+        """Whether this folder holds a run (its config) whose stage ``name`` finished and is
+        current (:meth:`stage_done`): what a task rerun, or a run lending its training, asks."""
+        return self.file(CONFIG_FILE).is_file() and self.stage_done(name)
+
     def stale_after(self, name: str) -> str | None:
         """The stage whose new run made stage ``name``'s record stale, or None if it is not stale
         (or has no record)."""

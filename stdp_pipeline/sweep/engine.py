@@ -528,7 +528,7 @@ def _training_state(path: Path) -> str:
         return "none"
     try:
         run = RunDir(path)
-        if run.stage_done("train"):
+        if run.finished("train"):
             return "trained"
         return "begun" if run.checkpoints() else "none"
     except PipelineError:

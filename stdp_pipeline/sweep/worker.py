@@ -214,12 +214,12 @@ def _run_stage(name: str, path: Path, task: Mapping[str, Any]) -> Any:
     """Run stage ``name`` unless the run directory records it as finished (then return what the
     manifest holds for it)."""
     from stdp_pipeline.io.config import ExperimentConfig
-    from stdp_pipeline.io.rundir import CONFIG_FILE, RunDir
+    from stdp_pipeline.io.rundir import RunDir
     from stdp_pipeline.stages.table import stage
 
     row = stage(name)
     run = RunDir(path)
-    if run.file(CONFIG_FILE).exists() and run.stage_done(name):  # done before this task
+    if run.finished(name):  # done before this task
         if name == "evaluate":
             return run.read_json("metrics.json")
         return run.manifest()["stages"][name]
@@ -240,11 +240,11 @@ def _take_training(path: Path, task: Mapping[str, Any]) -> None:
     (:data:`~stdp_pipeline.sweep.spec.AFTER_TRAINING`)."""
     from stdp_pipeline.errors import PipelineError
     from stdp_pipeline.io.config import ExperimentConfig, diff
-    from stdp_pipeline.io.rundir import CONFIG_FILE, RunDir
+    from stdp_pipeline.io.rundir import RunDir
     from stdp_pipeline.sweep.spec import training_key
 
     run = RunDir(path)
-    if run.file(CONFIG_FILE).exists() and run.stage_done("train"):
+    if run.finished("train"):
         return
     config = ExperimentConfig.from_dict(task["config"])
     source = RunDir(task["trained_in"])
