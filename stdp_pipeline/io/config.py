@@ -338,7 +338,7 @@ class ExperimentConfig:
     def native_problem(self, learning: bool = True) -> str | None:
         """Why the native engine (:mod:`stdp_pipeline.sim.native`) cannot run this config with
         learning on (``learning``) or off, or None when it can: it runs conductance neurons on
-        whole digits without input delays; learning, trace STDP from rest."""
+        whole digits without input delays; learning, trace STDP."""
         if self.network.neuron != "conductance":
             return f"network.neuron = {self.network.neuron!r} (it runs 'conductance')"
         if self.encoding.patch_size_px < 28:
@@ -351,8 +351,6 @@ class ExperimentConfig:
             return None
         if self.learning.rule != "trace":
             return f"learning.rule = {self.learning.rule!r} (it runs 'trace')"
-        if self.encoding.rest != "reset":
-            return f"encoding.rest = {self.encoding.rest!r} (it runs 'reset')"
         return None
 
     def __getattr__(self, name: str) -> Any:

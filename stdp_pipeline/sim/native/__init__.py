@@ -5,12 +5,14 @@ runs some forty kernels a step; at 400 neurons their fixed cost, not the arithme
 speed. ``present.c`` (beside this file) runs the same model, step for step and in the same float32
 operation order, as one C function: Diehl & Cook's whole-digit network with conductance neurons
 (``network.neuron = "conductance"``, every switch of that model), no input delays; learning by
-trace STDP (``learning.rule = "trace"``) with every presentation from rest (``encoding.rest =
-"reset"``). Inference (``stdp_respond``, learning off) runs digits one after another, a batch per
-thread, for any learning rule. :func:`unsupported` names what stands in the way of another
-configuration, which keeps ``"xla"``. Two shortcuts, both exact: an inhibitory neuron whose
-partner has not fired in the presentation is at rest and its step changes nothing, and a
-postsynaptic trace is 0 until its neuron fires, so only the neurons that have fired are stepped.
+trace STDP (``learning.rule = "trace"``), each presentation from rest or, with ``encoding.rest
+= "simulate"``, on from the state the last one left (the rest simulated with no input; the
+state pulled and pushed with the weights). Inference (``stdp_respond``, learning off) runs
+digits one after another, a batch per thread, for any learning rule. :func:`unsupported` names
+what stands in the way of another configuration, which keeps ``"xla"``. Two shortcuts, both
+exact, for presentations from rest: an inhibitory neuron whose partner has not fired in the
+presentation is at rest and its step changes nothing, and a postsynaptic trace is 0 until its
+neuron fires, so only the neurons that have fired are stepped.
 
 ``draw.c`` draws the Poisson code's input spikes, bit for bit those of
 :func:`stdp_pipeline.sim.codes.poisson.events`, from the tables TensorFlow computes
@@ -89,8 +91,8 @@ def library() -> ctypes.CDLL:
         f32, i32 = ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int32)
         lib.stdp_present.restype = ctypes.c_int
         lib.stdp_present.argtypes = [
-            i32, ctypes.c_int, ctypes.c_int, ctypes.c_int, f32, f32, ctypes.c_int,
-            f32, f32, f32, f32,
+            i32, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, f32, f32, ctypes.c_int,
+            f32, f32, f32, f32, f32,
         ]  # fmt: skip
         i64 = ctypes.POINTER(ctypes.c_int64)
         lib.stdp_respond.restype = ctypes.c_int
@@ -164,25 +166,32 @@ class Engine:
         self.exc = _layer_constants(net.exc_params, dt)
         self.inh = _layer_constants(net.inh_params, dt)
         head = [dt, nc.exc_to_inh_weight, nc.inh_to_exc_weight, float(nc.inhibition)]
+        #: steps of a learning presentation: the shown ones, then a simulated rest's
+        self.steps = enc.steps + net.rest_steps
         if learning:
             pe, rp = net.exc_params, net.rule_params
-            adapt = net.neuron.adaptation(pe, dt, enc.steps, enc.rest_ms)
+            rest_ms = 0.0 if net.rest_steps else enc.rest_ms  # a simulated rest is in the steps
+            adapt = net.neuron.adaptation(pe, dt, self.steps, rest_ms)
             exact = type(adapt).__name__ == "_Exact"
-            span = enc.steps * dt + enc.rest_ms
+            span = self.steps * dt + rest_ms
             if exact:
                 end = math.exp(-span / pe.tau_theta_ms)
             else:
-                end = math.exp(-enc.rest_ms / pe.tau_theta_ms) if enc.rest_ms > 0 else 1.0
+                end = math.exp(-rest_ms / pe.tau_theta_ms) if rest_ms > 0 else 1.0
             rest = [
                 lc.weight_sum, math.exp(-dt / rp.tau_post1_ms), math.exp(-dt / rp.tau_post2_ms),
                 rp.nu_pre, rp.nu_post, rp.tau_pre_ms, rp.w_max, float(exact),
                 dt / pe.tau_theta_ms, pe.theta_plus_mv, math.exp(-dt / pe.tau_theta_ms), end,
+                self.steps * dt,
             ]  # fmt: skip
         else:  # learning off: no rule, no adaptation
-            rest = [0.0] * 12
+            rest = [0.0] * 13
         self.consts = np.array(head + rest, np.float32)
         self.w: np.ndarray | None = None
         self.theta: np.ndarray | None = None
+        #: the carried per-sample state in ``present.c``'s order (``encoding.rest =
+        #: "simulate"``), else None
+        self.state: np.ndarray | None = None
         #: the Poisson code's spikes are drawn in C from TensorFlow's tables; other codes'
         #: by TensorFlow
         self.draws = cfg.encoding.code == "poisson"
@@ -254,17 +263,38 @@ class Engine:
             raise MemoryError("the native engine could not allocate its per-sample state")
         return counts
 
+    def _carried(self) -> list:
+        """The carried variables in ``present.c``'s order: both layers' (v, ge, gi, since), the
+        post traces, the last input spike times."""
+        (exc, inh), rule = self.net.carried
+        return [*exc, *inh, rule.post1, rule.post2, rule.last_pre]
+
     def pull(self) -> None:
-        """Copy the network's weights ``[P, N]`` and thresholds ``[N]`` from its variables."""
+        """Copy the network's weights ``[P, N]`` and thresholds ``[N]`` (and the carried
+        per-sample state, when the rest is simulated) from its variables."""
         self.w = np.array(self.net.weights.numpy(), np.float32, order="C", copy=True)
         self.theta = np.array(self.net.theta.numpy(), np.float32, order="C", copy=True)
+        if self.net.carried is not None:
+            parts = [v.numpy().reshape(-1) for v in self._carried()]
+            parts[-1] = parts[-1][: self.net.n_inputs]  # not the padding input's entry
+            self.state = np.ascontiguousarray(np.concatenate(parts), np.float32)
 
     def push(self) -> None:
-        """Write the weights and thresholds back into the network's variables."""
+        """Write the weights and thresholds (and the carried state) back into the network's
+        variables."""
         if self.w is None or self.theta is None:
             raise RuntimeError("push() before pull()")
         self.net.weights.assign(self.w)
         self.net.theta.assign(self.theta)
+        if self.state is not None:
+            n, at = self.net.n, 0
+            for v in self._carried():
+                size = self.net.n_inputs if v is self._carried()[-1] else n
+                old = v.numpy()
+                new = old.reshape(-1).copy()
+                new[:size] = self.state[at : at + size]
+                v.assign(new.reshape(old.shape))
+                at += size
 
     def present(self, slots: np.ndarray) -> np.ndarray:
         """One presentation with learning: ``slots`` ``[T, K]`` int32 image pixels per step
@@ -281,11 +311,12 @@ class Engine:
             )
         counts = np.empty(net.n, np.float32)
         f32, i32 = ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int32)
+        state = None if self.state is None else self.state.ctypes.data_as(f32)
         rc = self.lib.stdp_present(
-            x.ctypes.data_as(i32), steps, width, net.n_inputs,
+            x.ctypes.data_as(i32), steps, self.steps, width, net.n_inputs,
             self.w.ctypes.data_as(f32), self.theta.ctypes.data_as(f32), net.n,
             self.exc.ctypes.data_as(f32), self.inh.ctypes.data_as(f32),
-            self.consts.ctypes.data_as(f32), counts.ctypes.data_as(f32),
+            self.consts.ctypes.data_as(f32), state, counts.ctypes.data_as(f32),
         )  # fmt: skip
         if rc != 0:
             raise MemoryError("the native engine could not allocate its per-sample state")

@@ -54,6 +54,7 @@ enum {
     C_THETA_PLUS,
     C_THETA_DECAY,   /* stepwise: exp(-dt / tau_theta) */
     C_THETA_END,     /* exact: exp(-span / tau_theta); stepwise: exp(-rest / tau_theta) or 1 */
+    C_SPAN,          /* steps * dt: how far back the carried spike times move */
     C_SIZE
 };
 
@@ -227,11 +228,17 @@ static void inhibit(const float *inh_c, Layer *inh, Layer *exc, const int *activ
     }
 }
 
-/* One presentation with learning; see the file's comment. Returns 0, or -1 when memory ran out. */
-int stdp_present(const int32_t *slots, int steps, int width, int n_inputs, float *w,
+/* One presentation with learning; see the file's comment. `slots` holds the `shown` steps of
+ * input; the presentation runs `steps` steps (more than `shown`: a simulated rest, no input, its
+ * spikes not counted). `state` NULL: every presentation from rest; else the per-sample state
+ * carried from the last presentation (encoding.rest = "simulate"), read and written back:
+ * excitatory v, ge, gi, since, inhibitory v, ge, gi, since, post1, post2 ([n] each), then the
+ * last input spike times [n_inputs] (written back as seen from the next presentation, `steps`
+ * dt later). Returns 0, or -1 when memory ran out. */
+int stdp_present(const int32_t *slots, int shown, int steps, int width, int n_inputs, float *w,
                  float *theta, int n, const float *exc_c, const float *inh_c, const float *cc,
-                 float *counts) {
-    if (n <= 0 || n_inputs <= 0) return -1;
+                 float *state, float *counts) {
+    if (n <= 0 || n_inputs <= 0 || shown > steps) return -1;
     const int p_rows = n_inputs;
     float *buf = (float *)calloc((size_t)n * 18 + (size_t)p_rows * 2, sizeof(float));
     if (!buf) return -1;
@@ -278,9 +285,18 @@ int stdp_present(const int32_t *slots, int steps, int width, int n_inputs, float
             for (int j = 0; j < n; j++) row[j] = row[j] * colsum[j];
         }
     }
-    layer_rest(exc_c, &exc, n);
-    layer_rest(inh_c, &inh, n);
-    for (int i = 0; i < p_rows; i++) last_pre[i] = -1e9f;
+    float *const carried[10] = {exc.v, exc.ge, exc.gi, exc.since, inh.v,
+                                inh.ge, inh.gi, inh.since, post1, post2};
+    if (state) { /* carried: no neuron is known to be at rest */
+        for (int k = 0; k < 10; k++) memcpy(carried[k], state + (size_t)k * n, sizeof(float) * n);
+        memcpy(last_pre, state + (size_t)10 * n, sizeof(float) * p_rows);
+        for (int j = 0; j < n; j++) active[j] = j, is_active[j] = 1;
+        n_active = n_active_inh = n_active_post = n;
+    } else {
+        layer_rest(exc_c, &exc, n);
+        layer_rest(inh_c, &inh, n);
+        for (int i = 0; i < p_rows; i++) last_pre[i] = -1e9f;
+    }
     for (int j = 0; j < n; j++) {
         theta0[j] = theta[j];
         acc[j] = exact ? 0.0f : theta[j];
@@ -288,9 +304,10 @@ int stdp_present(const int32_t *slots, int steps, int width, int n_inputs, float
     }
 
     for (int t = 0; t < steps; t++) {
-        const int32_t *idx = slots + (size_t)t * width;
+        const int32_t *idx = slots + (size_t)(t < shown ? t : 0) * width;
+        const int in_width = t < shown ? width : 0; /* the rest: no input */
         const float now = (float)t * dt;
-        sum_rows(drive, w, idx, width, p_rows, n);
+        sum_rows(drive, w, idx, in_width, p_rows, n);
         if (exact) {
             const float decay = exp_f(-(float)t * theta_rate);
             for (int j = 0; j < n; j++) thr[j] = base + decay * (theta0[j] + acc[j]);
@@ -317,7 +334,7 @@ int stdp_present(const int32_t *slots, int steps, int width, int n_inputs, float
             post1[j] = post1[j] * dec1;
             post2[j] = post2[j] * dec2;
         }
-        for (int k = 0; k < width; k++) {
+        for (int k = 0; k < in_width; k++) {
             int src = idx[k];
             /* an input that spikes twice in a step is depressed once (its row is written, not
              * accumulated, as by TensorFlow's scatter) */
@@ -333,7 +350,8 @@ int stdp_present(const int32_t *slots, int steps, int width, int n_inputs, float
             n_active_post = n_active;
             continue;
         }
-        for (int j = 0; j < n; j++) counts[j] = counts[j] + s_e[j];
+        if (t < shown)
+            for (int j = 0; j < n; j++) counts[j] = counts[j] + s_e[j];
         for (int i = 0; i < p_rows; i++) pre[i] = nu_post * exp_f((last_pre[i] - now) / tau_pre);
         for (int m = 0; m < n_new; m++) {
             const int j = fired[m];
@@ -350,6 +368,11 @@ int stdp_present(const int32_t *slots, int steps, int width, int n_inputs, float
     const float end = cc[C_THETA_END];
     for (int j = 0; j < n; j++)
         theta[j] = exact ? end * (theta0[j] + acc[j]) : (end == 1.0f ? acc[j] : acc[j] * end);
+    if (state) {
+        const float span = cc[C_SPAN];
+        for (int k = 0; k < 10; k++) memcpy(state + (size_t)k * n, carried[k], sizeof(float) * n);
+        for (int i = 0; i < p_rows; i++) state[(size_t)10 * n + i] = last_pre[i] - span;
+    }
     free(buf), free(active), free(is_active);
     return 0;
 }
