@@ -36,6 +36,7 @@ that show digits with retries, one by one or in batches, are in :mod:`stdp_pipel
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -118,6 +119,7 @@ class SpikingNetwork(tf.Module):
                         "(otherwise every presentation starts at rest); set it to 0"
                     )
         self._native: dict[bool, native.Engine] = {}
+        self._native_lock = threading.Lock()  # the input spikes are drawn on a second thread
         self._programs: dict[int, tf.types.experimental.ConcreteFunction] = {}
         self.input_slots = tf.function(self._input_slots, reduce_retracing=True)
         self.input_currents = tf.function(self._input_currents, reduce_retracing=True)
@@ -283,9 +285,10 @@ class SpikingNetwork(tf.Module):
     def _native_engine(self, engine: str, learning: bool) -> native.Engine | None:
         if engine != "native":
             return None
-        if learning not in self._native:
-            self._native[learning] = native.Engine(self, learning)
-        return self._native[learning]
+        with self._native_lock:
+            if learning not in self._native:
+                self._native[learning] = native.Engine(self, learning)
+            return self._native[learning]
 
     def learning_program(self, width: int) -> tf.types.experimental.ConcreteFunction:
         """The compiled learning presentation for slots ``[T, width]`` (int32 image pixels,
