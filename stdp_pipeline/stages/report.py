@@ -179,7 +179,8 @@ def run_notes(config: dict, metrics: dict, *, seed: bool = True) -> list[str]:
     ``metrics``: the model's departures from the plain Diehl & Cook network (patches, learning
     rule, neuron, input code), the switches of the authors' code (:func:`fidelity_notes`), the
     passes over the training digits, the seed (``seed``), the labelled digits, an inference
-    inhibition of its own and a test set other than the 10,000 digits."""
+    inhibition of its own, a test set other than the 10,000 digits and the native engine
+    (``train.engine``, ``evaluate.engine``)."""
     encoding = config.get("encoding") or {}
     learning = config.get("learning") or {}
     network = config.get("network") or {}
@@ -209,6 +210,13 @@ def run_notes(config: dict, metrics: dict, *, seed: bool = True) -> list[str]:
     test_digits = metrics.get("test_digits")
     if test_digits is not None and test_digits != 10000:
         notes.append(f"{test_digits:,} test digits")
+    engines = [
+        f"{stage} on the native engine"
+        for stage, section in (("trained", "train"), ("inference", "evaluate"))
+        if (config.get(section) or {}).get("engine", "xla") != "xla"
+    ]
+    if engines:
+        notes.append(", ".join(engines))
     return notes
 
 

@@ -113,6 +113,13 @@ def test_measured_rows_name_passes_seed_labelled_digits_and_inference_inhibition
         "10,000 training digits; inference inhibition 4"
     )
     assert "seed" not in measured_rows(tmp_path / "three", seed=False)[0]["note"]
+    _fake_evaluated_run(
+        tmp_path / "native", 400, {"linear": 0.9}, name="diehl-cook-400", train_passes=3,
+        sets=["train.engine=native"],
+    )  # fmt: skip
+    assert measured_rows(tmp_path / "native")[0]["note"].endswith(
+        "training digits; trained on the native engine"
+    )
 
 
 def test_notes_name_each_switch_of_the_authors_code(tmp_path):
