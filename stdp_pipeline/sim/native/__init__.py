@@ -247,6 +247,9 @@ class Engine:
         once."""
         net = self.net
         x = np.ascontiguousarray(slots, np.int32)
+        w, theta = np.ascontiguousarray(w, np.float32), np.ascontiguousarray(theta, np.float32)
+        if w.shape != (net.n_inputs, net.n) or theta.shape != (net.n,):
+            raise ValueError(f"weights {w.shape} and theta {theta.shape} are not this network's")
         b, steps, width = x.shape
         counts = np.empty((b, net.n), np.float32)
         w_ie = net.config.evaluate.inh_to_exc_weight
