@@ -73,7 +73,15 @@ def test_a_stack_of_one_is_the_network_bit_for_bit(digits, one_slot_width):
     assert np.array_equal(alone.theta.numpy(), stacked.theta.numpy())
 
 
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize(
+    "case",
+    [
+        # 30 s (three networks, several slot widths); whole-digit stacks are also checked by
+        # test_a_stack_of_one_is_the_network_bit_for_bit and, as runs, by test_stack_training.py
+        pytest.param("whole digits", marks=pytest.mark.slow),
+        *(case for case in CASES if case != "whole digits"),
+    ],
+)
 def test_stacked_networks_learn_as_they_would_alone(digits, case, request):
     """Three seeds stacked: per network the spikes of every presentation, its retries (each
     network retries its own quiet digits while the others go on) and theta are those of the
