@@ -51,6 +51,7 @@ from stdp_pipeline._tf import tf
 from stdp_pipeline.errors import PipelineError
 from stdp_pipeline.sim.codes import base as codes
 from stdp_pipeline.sim.codes import poisson
+from stdp_pipeline.sim.neurons import conductance
 
 SOURCES = (Path(__file__).with_name("present.c"), Path(__file__).with_name("draw.c"))
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared")
@@ -172,7 +173,7 @@ class Engine:
             pe, rp = net.exc_params, net.rule_params
             rest_ms = 0.0 if net.rest_steps else enc.rest_ms  # a simulated rest is in the steps
             adapt = net.neuron.adaptation(pe, dt, self.steps, rest_ms)
-            exact = type(adapt).__name__ == "_Exact"
+            exact = isinstance(adapt, conductance._Exact)  # else _Stepwise
             span = self.steps * dt + rest_ms
             if exact:
                 end = math.exp(-span / pe.tau_theta_ms)
@@ -290,13 +291,13 @@ class Engine:
         self.net.weights.assign(self.w)
         self.net.theta.assign(self.theta)
         if self.state is not None:
-            n, at = self.net.n, 0
-            for v in self._carried():
-                size = self.net.n_inputs if v is self._carried()[-1] else n
-                old = v.numpy()
-                new = old.reshape(-1).copy()
+            carried, at = self._carried(), 0
+            for k, v in enumerate(carried):
+                # per neuron [N]; the last, per input, keeps its padding input's entry
+                size = self.net.n_inputs if k == len(carried) - 1 else self.net.n
+                new = v.numpy().reshape(-1).copy()
                 new[:size] = self.state[at : at + size]
-                v.assign(new.reshape(old.shape))
+                v.assign(new.reshape(v.shape))
                 at += size
 
     def present(self, slots: np.ndarray) -> np.ndarray:

@@ -170,6 +170,14 @@ static void layer_rest(const float *c, Layer *st, int n) {
     }
 }
 
+/* Every neuron in the active set, in index order (when none is known to be at rest: an
+ * inhibitory layer that fires at rest, or a state carried from the last presentation); returns
+ * how many. */
+static int activate_all(int *active, char *is_active, int n) {
+    for (int j = 0; j < n; j++) active[j] = j, is_active[j] = 1;
+    return n;
+}
+
 /* drive = the sum of the W rows of the step's input spikes `idx` (slot order; n_inputs and
  * beyond: no spike) */
 static void sum_rows(float *restrict drive, const float *w, const int32_t *idx, int width,
@@ -240,14 +248,14 @@ int stdp_present(const int32_t *slots, int shown, int steps, int width, int n_in
                  float *state, float *counts) {
     if (n <= 0 || n_inputs <= 0 || shown > steps) return -1;
     const int p_rows = n_inputs;
-    float *buf = (float *)calloc((size_t)n * 18 + (size_t)p_rows * 2, sizeof(float));
+    float *buf = (float *)calloc((size_t)n * 17 + (size_t)p_rows * 2, sizeof(float));
     if (!buf) return -1;
     Layer exc = {buf, buf + n, buf + 2 * n, buf + 3 * n};
     Layer inh = {buf + 4 * n, buf + 5 * n, buf + 6 * n, buf + 7 * n};
     float *drive = buf + 8 * n, *thr = buf + 9 * n, *s_e = buf + 10 * n, *s_i = buf + 11 * n;
     float *post1 = buf + 12 * n, *post2 = buf + 13 * n, *acc = buf + 14 * n;
     float *theta0 = buf + 15 * n, *colsum = buf + 16 * n;
-    float *last_pre = buf + 18 * n, *pre = last_pre + p_rows;
+    float *last_pre = buf + 17 * n, *pre = last_pre + p_rows;
     const float dt = cc[C_DT], w_ei = cc[C_W_EI], w_ie = cc[C_W_IE], w_max = cc[C_W_MAX];
     const float nu_pre = cc[C_NU_PRE], nu_post = cc[C_NU_POST], tau_pre = cc[C_TAU_PRE];
     const float dec1 = cc[C_DEC_POST1], dec2 = cc[C_DEC_POST2];
@@ -266,11 +274,8 @@ int stdp_present(const int32_t *slots, int shown, int steps, int width, int n_in
     }
     int *fired = active + n;
     int n_active = 0, n_active_inh = 0, n_active_post = 0;
-    /* an inhibitory layer that would fire at rest has every neuron active from the start */
-    if (inhibition && inh_c[L_V_REST] > inh_c[L_V_THRESH]) {
-        for (int j = 0; j < n; j++) active[j] = j, is_active[j] = 1;
-        n_active = n_active_inh = n_active_post = n;
-    }
+    if (state || (inhibition && inh_c[L_V_REST] > inh_c[L_V_THRESH]))
+        n_active = n_active_inh = n_active_post = activate_all(active, is_active, n);
 
     /* Diehl & Cook's normalisation: each column scaled to sum to weight_sum. */
     if (cc[C_WEIGHT_SUM] > 0.0f) {
@@ -287,11 +292,9 @@ int stdp_present(const int32_t *slots, int shown, int steps, int width, int n_in
     }
     float *const carried[10] = {exc.v, exc.ge, exc.gi, exc.since, inh.v,
                                 inh.ge, inh.gi, inh.since, post1, post2};
-    if (state) { /* carried: no neuron is known to be at rest */
+    if (state) {
         for (int k = 0; k < 10; k++) memcpy(carried[k], state + (size_t)k * n, sizeof(float) * n);
         memcpy(last_pre, state + (size_t)10 * n, sizeof(float) * p_rows);
-        for (int j = 0; j < n; j++) active[j] = j, is_active[j] = 1;
-        n_active = n_active_inh = n_active_post = n;
     } else {
         layer_rest(exc_c, &exc, n);
         layer_rest(inh_c, &inh, n);
@@ -407,10 +410,7 @@ int stdp_respond(const int32_t *slots, int n_digits, int steps, int width, int n
         layer_rest(inh_c, &inh, n);
         int n_active = 0, n_active_inh = 0;
         memset(is_active, 0, (size_t)n);
-        if (all_active) {
-            for (int j = 0; j < n; j++) active[j] = j, is_active[j] = 1;
-            n_active = n_active_inh = n;
-        }
+        if (all_active) n_active = n_active_inh = activate_all(active, is_active, n);
         for (int j = 0; j < n; j++) count[j] = 0.0f;
         for (int t = 0; t < steps; t++) {
             const int32_t *idx = slots + ((size_t)b * steps + t) * width;
