@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_network import P, _config, _one_presentation, reference_presentation
+from test_network import P, _config, _one_presentation, assert_equals_reference
 
 from stdp_pipeline.errors import PipelineError
 from stdp_pipeline.io import data
@@ -60,16 +60,7 @@ def test_native_presentation_equals_dense_reference(digits):
     learner.pull()
     count = learner.present(slots)
     learner.push()
-    after = net.get_state()
-    w_ref, theta_ref, count_ref = reference_presentation(
-        cfg, before["weights"], before["theta"], slots
-    )
-    np.testing.assert_array_equal(count, count_ref)
-    np.testing.assert_allclose(after["theta"], theta_ref, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(after["weights"], w_ref, rtol=1e-5, atol=1e-6)
-    assert count.sum() >= 3 and count.max() >= 2  # neurons fired, some more than once
-    normalised = before["weights"] * (78.0 / before["weights"].sum(axis=0))
-    assert np.abs(after["weights"] - normalised)[:, count > 0].max(axis=0).min() > 1e-3
+    assert_equals_reference(cfg, before, net.get_state(), count, slots)
 
 
 VARIANTS = {
