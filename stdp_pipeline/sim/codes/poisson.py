@@ -130,8 +130,13 @@ def poisson_counts(lam: tf.Tensor, u: tf.Tensor) -> tf.Tensor:
     """Inverse-CDF Poisson draws: ``lam`` ``[B]`` means, ``u`` ``[B, T]`` uniforms -> ``[B, T]``
     int32 counts, ``min{k : CDF(k) > u}`` (the entries of :func:`count_table` at or below
     ``u``)."""
-    cdf = count_table(lam)
-    return tf.reduce_sum(tf.cast(u[:, :, None] >= cdf[:, None, :], tf.int32), axis=2)
+    return counts_from_table(count_table(lam), u)
+
+
+def counts_from_table(table: tf.Tensor, u: tf.Tensor) -> tf.Tensor:
+    """Inverse-CDF draws from each row's CDF ``table`` ``[B, S]`` and uniforms ``u`` ``[B, T]``:
+    ``[B, T]`` int32, the number of the row's entries at or below ``u``."""
+    return tf.reduce_sum(tf.cast(u[:, :, None] >= table[:, None, :], tf.int32), axis=2)
 
 
 def rate_tables(
@@ -171,8 +176,7 @@ def events(
     occur are drawn: no random number is spent on empty slots.
     """
     cdf, total, table = rate_tables(p, images, level, dt_ms)
-    u_count = uniforms(keys, 1, tf.range(steps))
-    counts = tf.reduce_sum(tf.cast(u_count[:, :, None] >= table[:, None, :], tf.int32), axis=2)
+    counts = counts_from_table(table, uniforms(keys, 1, tf.range(steps)))
     dropped = tf.reduce_sum(tf.maximum(counts - SLOTS, 0), axis=1)
     counts = tf.minimum(counts, SLOTS)
     b = tf.shape(images)[0]
