@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from stdp_pipeline._tf import tf
+from stdp_pipeline.errors import PipelineError
 from stdp_pipeline.io import data
 from stdp_pipeline.io.config import load_config
 from stdp_pipeline.sim.network import SLOT_WIDTHS, SpikingNetwork
@@ -63,9 +64,9 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_config(n: int, engine: str = "xla", own_preset: bool = False):
-    """The benchmark's config for ``n`` neurons."""
-    engines = [f"train.engine={engine}", f"evaluate.engine={engine}"]
+def bench_config(n: int, engine: str = "xla", own_preset: bool = False, sets: tuple = ()):
+    """The benchmark's config for ``n`` neurons (``sets``: more ``KEY=VALUE`` overrides)."""
+    engines = [f"train.engine={engine}", f"evaluate.engine={engine}", *sets]
     if own_preset:
         return load_config(f"diehl-cook-{n}", engines)
     return load_config("diehl-cook-400", [f"network.n_excitatory={n}", *engines])
@@ -79,8 +80,9 @@ def bench(
     warmup_digits: int = 0,
     engine: str = "xla",
     own_preset: bool = False,
+    sets: tuple = (),
 ) -> dict:
-    cfg = bench_config(n, engine, own_preset)
+    cfg = bench_config(n, engine, own_preset, sets)
     net = SpikingNetwork(cfg)
     t0 = time.perf_counter()
     if net.native_learner() is None:
@@ -201,8 +203,19 @@ def main() -> None:
         action="store_true",
         help="each size with its own diehl-cook-N preset (100, 400, 1600, 6400)",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config override for every size (repeatable), e.g. network.input_delay_max_ms=10",
+    )
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
+    try:
+        bench_config(args.sizes[0], args.engine, args.own_presets, tuple(args.set))
+    except PipelineError as err:
+        parser.error(str(err))
     images = data.load_split("mnist", "train", args.data_dir).images.reshape(-1, 784)
     if args.warmup_digits < 0 or args.warmup_digits + args.train_digits > len(images):
         parser.error(
@@ -220,6 +233,7 @@ def main() -> None:
             args.warmup_digits,
             args.engine,
             args.own_presets,
+            tuple(args.set),
         )
         for n in args.sizes
     ]
@@ -236,7 +250,8 @@ def main() -> None:
     )
     print(
         f"Diehl & Cook {'presets' if args.own_presets else 'preset (400, resized)'}, "
-        f"{args.engine} engine, dt 0.5 ms, 350 ms per digit; {args.train_digits} training "
+        f"{args.engine} engine{''.join(', ' + x for x in args.set)}, dt 0.5 ms, 350 ms per "
+        f"digit; {args.train_digits} training "
         f"digits (learning on, one by one, after {args.warmup_digits} untimed), "
         f"{args.infer_digits} inference digits (batched)"
     )

@@ -28,6 +28,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import sys
 import types
 from collections.abc import Iterable, Mapping
@@ -338,15 +339,19 @@ class ExperimentConfig:
     def native_problem(self, learning: bool = True) -> str | None:
         """Why the native engine (:mod:`stdp_pipeline.sim.native`) cannot run this config with
         learning on (``learning``) or off, or None when it can: it runs conductance neurons on
-        whole digits without input delays; learning, trace STDP."""
+        whole digits, input delays up to 64 steps; learning, trace STDP."""
         if self.network.neuron != "conductance":
             return f"network.neuron = {self.network.neuron!r} (it runs 'conductance')"
         if self.encoding.patch_size_px < 28:
             return (
                 f"encoding.patch_size_px = {self.encoding.patch_size_px} (it runs whole digits, 28)"
             )
-        if self.network.input_delay_max_ms > 0:
-            return f"network.input_delay_max_ms = {self.network.input_delay_max_ms} (it runs 0)"
+        delay, dt = self.network.input_delay_max_ms, self.encoding.dt_ms
+        if delay > 0 and math.ceil(delay / dt - 1e-9) > 64:
+            return (
+                f"network.input_delay_max_ms = {delay} ({math.ceil(delay / dt - 1e-9)} steps of "
+                f"{dt} ms; it runs delays up to 64 steps, {64 * dt:g} ms)"
+            )
         if not learning:
             return None
         if self.learning.rule != "trace":

@@ -175,6 +175,13 @@ def _net(cfg, seed=1):
 
 
 def _learn(net, presentations):
+    """Learning presentations one after another, on the network's training engine."""
+    learner = net.native_learner()
+    if learner is not None:
+        learner.pull()
+        counts = [learner.present(slots) for slots in presentations]
+        learner.push()
+        return counts
     counts = []
     for slots in presentations:
         counts.append(net.learning_program(slots.shape[1])(tf.constant(slots)).numpy())
@@ -333,6 +340,34 @@ def test_simulated_rest_carries_state_and_equals_reference(digits):
     assert last.max() <= -40.0 and last.max() > -140.0
 
 
+def test_native_delays_with_simulated_rest_equal_reference(digits):
+    """The native engine with input delays up to 4 ms and the simulated rest: three presentations
+    in a row, delayed spikes of one presentation arriving in its rest and the last input spike
+    times carried to the next, against the per-synapse reference."""
+    cfg = _config(
+        "network.input_delay_max_ms=4", "encoding.rest=simulate", "encoding.rest_ms=40",
+        "excitatory.v_init_offset_mv=-40", "inhibitory.v_init_offset_mv=-40", "train.engine=native",
+    )  # fmt: skip
+    net = _net(cfg)
+    d = net.delays.numpy()[:-1]
+    before = net.get_state()
+    pres = [_slots(net, digits[i], i) for i in range(3)]
+    counts = _learn(net, pres)
+    w_ref, theta_ref, counts_ref, state = reference(
+        cfg, before["weights"], before["theta"], pres, delays=d
+    )
+    for c, r in zip(counts, counts_ref, strict=True):
+        np.testing.assert_array_equal(c, r)
+    assert sum(c.sum() for c in counts) >= 6
+    np.testing.assert_allclose(net.theta.numpy(), theta_ref, rtol=1e-5)
+    np.testing.assert_allclose(net.weights.numpy(), w_ref, rtol=1e-5, atol=1e-6)
+    (exc, _), rule_state = net.carried
+    np.testing.assert_allclose(exc.v.numpy()[0], state["v_exc"], rtol=1e-5)
+    np.testing.assert_allclose(rule_state.post2.numpy()[0], state["post2"], rtol=1e-4, atol=1e-7)
+    last = rule_state.last_pre.numpy()[:-1]
+    assert last.max() <= -40.0 and last.max() > -140.0
+
+
 def test_input_delays_drawn_from_the_seed():
     cfg = _config("network.input_delay_max_ms=10")
     assert delay_mod.delay_steps(cfg) == 20
@@ -346,10 +381,11 @@ def test_input_delays_drawn_from_the_seed():
     assert (delay_mod.draw(other, P, N).numpy() != d).mean() > 0.9
 
 
-def test_delayed_learning_presentation_equals_reference(digits):
+@pytest.mark.parametrize("engine", ["xla", "native"])
+def test_delayed_learning_presentation_equals_reference(digits, engine):
     """Input delays up to 4 ms: drive, depression with post1 at arrival and potentiation with the
-    pre trace read d steps in the past, against the per-synapse reference."""
-    cfg = _config("network.input_delay_max_ms=4")
+    pre trace read d steps in the past, against the per-synapse reference (on each engine)."""
+    cfg = _config("network.input_delay_max_ms=4", f"train.engine={engine}")
     net = _net(cfg)
     d = net.delays.numpy()[:-1]
     assert d.max() == 7

@@ -4,12 +4,15 @@ The compiled TensorFlow program of a learning presentation (:mod:`stdp_pipeline.
 runs some forty kernels a step; at 400 neurons their fixed cost, not the arithmetic, sets the
 speed. ``present.c`` (beside this file) runs the same model, step for step and in the same float32
 operation order, as one C function: Diehl & Cook's whole-digit network with conductance neurons
-(``network.neuron = "conductance"``, every switch of that model), no input delays; learning by
-trace STDP (``learning.rule = "trace"``), each presentation from rest or, with ``encoding.rest
-= "simulate"``, on from the state the last one left (the rest simulated with no input; the
-state pulled and pushed with the weights). Inference (``stdp_respond``, learning off) runs
-digits one after another, a batch per thread, for any learning rule. :func:`unsupported` names
-what stands in the way of another configuration, which keeps ``"xla"``. Two shortcuts, both
+(``network.neuron = "conductance"``, every switch of that model), with input delays of up to
+64 steps or none (:mod:`stdp_pipeline.sim.delays`: the delayed drive in a ring of arrival steps,
+the pre trace read through each synapse's delay from a bit mask of each input's recent spikes);
+learning by trace STDP (``learning.rule = "trace"``), each presentation from rest or, with
+``encoding.rest = "simulate"``, on from the state the last one left (the rest simulated with no
+input; the state pulled and pushed with the weights). Inference (``stdp_respond``, learning
+off) runs digits one after another, a batch per thread, for any learning rule.
+:func:`unsupported` names what stands in the way of another configuration, which keeps
+``"xla"``. Two shortcuts, both
 exact, for presentations from rest: an inhibitory neuron whose partner has not fired in the
 presentation is at rest and its step changes nothing, and a postsynaptic trace is 0 until its
 neuron fires, so only the neurons that have fired are stepped.
@@ -91,15 +94,16 @@ def library() -> ctypes.CDLL:
         lib = ctypes.CDLL(out)
         f32, i32 = ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int32)
         lib.stdp_present.restype = ctypes.c_int
+        u8 = ctypes.POINTER(ctypes.c_uint8)
         lib.stdp_present.argtypes = [
             i32, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, f32, f32, ctypes.c_int,
-            f32, f32, f32, f32, f32,
+            f32, f32, f32, f32, u8, ctypes.c_int, f32,
         ]  # fmt: skip
         i64 = ctypes.POINTER(ctypes.c_int64)
         lib.stdp_respond.restype = ctypes.c_int
         lib.stdp_respond.argtypes = [
             i32, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, f32, f32, ctypes.c_int,
-            f32, f32, f32, ctypes.c_float, f32,
+            f32, f32, f32, ctypes.c_float, u8, ctypes.c_int, f32,
         ]  # fmt: skip
         lib.stdp_poisson_counts.restype = None
         lib.stdp_poisson_counts.argtypes = [
@@ -167,11 +171,20 @@ class Engine:
         self.exc = _layer_constants(net.exc_params, dt)
         self.inh = _layer_constants(net.inh_params, dt)
         head = [dt, nc.exc_to_inh_weight, nc.inh_to_exc_weight, float(nc.inhibition)]
-        #: steps of a learning presentation: the shown ones, then a simulated rest's
-        self.steps = enc.steps + net.rest_steps
+        #: input delays: ``h`` distinct delays in steps (0 = none) and the delay of each synapse
+        #: ``[P, N]`` uint8 (None without delays)
+        self.h = net.delay_h
+        self.delays = None
+        if self.h:
+            self.delays = np.ascontiguousarray(net.delays.numpy()[:-1], np.uint8)
+        after = max(self.h - 1, net.rest_steps)  # every delayed spike arrives
+        #: steps of a learning presentation: the shown ones, then a simulated rest's (and with
+        #: delays at least ``h - 1``)
+        self.steps = enc.steps + after
         if learning:
             pe, rp = net.exc_params, net.rule_params
-            rest_ms = 0.0 if net.rest_steps else enc.rest_ms  # a simulated rest is in the steps
+            # the rest not simulated as steps (a simulated rest is in the steps)
+            rest_ms = 0.0 if net.rest_steps else max(enc.rest_ms - (after * dt), 0.0)
             adapt = net.neuron.adaptation(pe, dt, self.steps, rest_ms)
             exact = isinstance(adapt, conductance._Exact)  # else _Stepwise
             span = self.steps * dt + rest_ms
@@ -260,12 +273,18 @@ class Engine:
         rc = self.lib.stdp_respond(
             x.ctypes.data_as(i32), b, steps, width, net.n_inputs, w.ctypes.data_as(f32),
             theta.ctypes.data_as(f32), net.n, self.exc.ctypes.data_as(f32),
-            self.inh.ctypes.data_as(f32), self.consts.ctypes.data_as(f32), w_ie,
-            counts.ctypes.data_as(f32),
+            self.inh.ctypes.data_as(f32), self.consts.ctypes.data_as(f32), w_ie, self._delays(),
+            self.h, counts.ctypes.data_as(f32),
         )  # fmt: skip
         if rc != 0:
             raise MemoryError("the native engine could not allocate its per-sample state")
         return counts
+
+    def _delays(self) -> Any:
+        """The delays for ``present.c``: a pointer, or None (NULL) without delays."""
+        if self.delays is None:
+            return None
+        return self.delays.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))
 
     def _carried(self) -> list:
         """The carried variables in ``present.c``'s order: both layers' (v, ge, gi, since), the
@@ -320,7 +339,8 @@ class Engine:
             x.ctypes.data_as(i32), steps, self.steps, width, net.n_inputs,
             self.w.ctypes.data_as(f32), self.theta.ctypes.data_as(f32), net.n,
             self.exc.ctypes.data_as(f32), self.inh.ctypes.data_as(f32),
-            self.consts.ctypes.data_as(f32), state, counts.ctypes.data_as(f32),
+            self.consts.ctypes.data_as(f32), state, self._delays(), self.h,
+            counts.ctypes.data_as(f32),
         )  # fmt: skip
         if rc != 0:
             raise MemoryError("the native engine could not allocate its per-sample state")

@@ -25,8 +25,25 @@
  * range reduction and a polynomial (within 2 ulp); XLA uses its own approximations, so results
  * may differ from the TensorFlow engine in the last bits of a float.
  *
+ * With input delays (stdp_pipeline/sim/delays.py; d [P, N] steps, 0 <= d < H <= 64) the drive,
+ * the depression and the potentiation see each synapse through its delay:
+ *
+ *     drive   : a spike of input i at step t adds W[i, j] (read at t) to neuron j's drive at step
+ *               t + d[i, j] (a ring of H rows [H, N])
+ *     pre     : H - 1 steps after a spike of input i at step e,
+ *               W[i, j] <- clip(W[i, j] - nu_pre * post1_j(e + d[i, j]), 0, w_max), post1 as
+ *               recorded at each of the last H steps (a ring [H, N])
+ *     post    : at a spike of neuron j at step t, with s the last spike of input i at or before
+ *               step t - d[i, j] (a bit mask of each input's spikes over the last H steps, and
+ *               t_old[i], its last spike before them),
+ *               W[i, j] <- clip(W[i, j] + nu_post * exp(-(t - d[i, j] - s) dt / tau_pre)
+ *                           * post2[j], 0, w_max)
+ *
+ * and the presentation runs on max(H - 1, rest) input-free steps so that every delayed spike
+ * arrives and every depression is applied.
+ *
  * Shapes: slots [T, K] int32 (n_inputs = no spike), W [P, N] float32 row-major (P = n_inputs),
- * theta [N], counts [N] (out). Units: ms and mV.
+ * theta [N], counts [N] (out), delays [P, N] uint8 or NULL. Units: ms and mV.
  */
 #include <math.h>
 #include <stdint.h>
@@ -236,17 +253,95 @@ static void inhibit(const float *inh_c, Layer *inh, Layer *exc, const int *activ
     }
 }
 
+/* Input delays (see the file's comment). `ring` [H, N]: the drive arriving at each of the next H
+ * steps, row (t mod H) for step t. Adds the W rows of step t's input spikes `idx` (row `r` = t mod
+ * H), each weight into the row of its arrival step. */
+static void ring_add(float *restrict ring, const float *w, const uint8_t *delays,
+                     const int32_t *idx, int width, int n_inputs, int n, int r, int h) {
+    for (int k = 0; k < width; k++) {
+        const int src = idx[k];
+        if (src < 0 || src >= n_inputs) continue;
+        const float *row = w + (size_t)src * n;
+        const uint8_t *d = delays + (size_t)src * n;
+        for (int j = 0; j < n; j++) {
+            int a = r + d[j];
+            a = a >= h ? a - h : a;
+            ring[(size_t)a * n + j] = ring[(size_t)a * n + j] + row[j];
+        }
+    }
+}
+
+/* Delayed STDP's record of the input spikes: bit k of mask[i] is a spike of input i at step
+ * t - k (k < H); t_old[i] its last spike before those steps (ms). Moves the window to step t:
+ * the spikes of step t - H leave it (into t_old), those of step t (`idx`) enter. */
+static void window_advance(uint64_t *mask, float *t_old, const int32_t *idx, int width,
+                           int n_inputs, int t, int h, float dt) {
+    const uint64_t keep = h >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << h) - 1);
+    const float leaving = (float)(t - h) * dt;
+    for (int i = 0; i < n_inputs; i++) {
+        const uint64_t m = mask[i];
+        if ((m >> (h - 1)) & 1) t_old[i] = leaving;
+        mask[i] = (m << 1) & keep;
+    }
+    for (int k = 0; k < width; k++) {
+        const int src = idx[k];
+        if (src >= 0 && src < n_inputs) mask[src] |= 1;
+    }
+}
+
+/* The depression of the input spikes of step e (`idx`), applied at step e + H - 1:
+ * W[i, j] <- clip(W[i, j] - nu_pre * p1hist[(e + d[i, j]) mod H, j], 0, w_max), once per input
+ * however many times it spiked in the step (`done[i]` = e once applied). */
+static void depress_delayed(float *w, const uint8_t *delays, const float *p1hist,
+                            const int32_t *idx, int width, int n_inputs, int n, int e, int h,
+                            float nu_pre, float w_max, int *done) {
+    const int r = e % h;
+    for (int k = 0; k < width; k++) {
+        const int src = idx[k];
+        if (src < 0 || src >= n_inputs || done[src] == e) continue;
+        done[src] = e;
+        float *row = w + (size_t)src * n;
+        const uint8_t *d = delays + (size_t)src * n;
+        for (int j = 0; j < n; j++) {
+            int a = r + d[j];
+            a = a >= h ? a - h : a;
+            const float x = row[j] - nu_pre * p1hist[(size_t)a * n + j];
+            row[j] = x < 0.0f ? 0.0f : (x > w_max ? w_max : x);
+        }
+    }
+}
+
+/* The potentiation of column j at its spike at step t, each synapse's pre trace read d[i, j]
+ * steps in the past: the last spike of input i at or before step t - d[i, j] is the lowest set
+ * bit of mask[i] >> d[i, j], or else t_old[i]. */
+static void potentiate_delayed(float *w, const uint8_t *delays, const uint64_t *mask,
+                               const float *t_old, int n_inputs, int n, int j, int t, float dt,
+                               float p2, float nu_post, float tau_pre, float w_max) {
+    float *col = w + j;
+    for (int i = 0; i < n_inputs; i++) {
+        const int d = delays[(size_t)i * n + j];
+        const uint64_t m = mask[i] >> d;
+        const float since = m ? (float)__builtin_ctzll(m) * dt : (float)(t - d) * dt - t_old[i];
+        const float pre = nu_post * exp_f(-since / tau_pre);
+        const float x = col[(size_t)i * n] + pre * p2;
+        col[(size_t)i * n] = x < 0.0f ? 0.0f : (x > w_max ? w_max : x);
+    }
+}
+
 /* One presentation with learning; see the file's comment. `slots` holds the `shown` steps of
  * input; the presentation runs `steps` steps (more than `shown`: a simulated rest, no input, its
  * spikes not counted). `state` NULL: every presentation from rest; else the per-sample state
  * carried from the last presentation (encoding.rest = "simulate"), read and written back:
  * excitatory v, ge, gi, since, inhibitory v, ge, gi, since, post1, post2 ([n] each), then the
  * last input spike times [n_inputs] (written back as seen from the next presentation, `steps`
- * dt later). Returns 0, or -1 when memory ran out. */
+ * dt later). `delays` [n_inputs, n] in steps below `h` (1 <= h <= 64), or NULL: none; with
+ * delays `steps` covers at least h - 1 steps after the shown ones. Returns 0, or -1 when memory
+ * ran out or the arguments do not fit. */
 int stdp_present(const int32_t *slots, int shown, int steps, int width, int n_inputs, float *w,
                  float *theta, int n, const float *exc_c, const float *inh_c, const float *cc,
-                 float *state, float *counts) {
+                 float *state, const uint8_t *delays, int h, float *counts) {
     if (n <= 0 || n_inputs <= 0 || shown > steps) return -1;
+    if (delays && (h < 1 || h > 64 || steps < shown + h - 1)) return -1;
     const int p_rows = n_inputs;
     float *buf = (float *)calloc((size_t)n * 17 + (size_t)p_rows * 2, sizeof(float));
     if (!buf) return -1;
@@ -273,6 +368,22 @@ int stdp_present(const int32_t *slots, int shown, int steps, int width, int n_in
         return -1;
     }
     int *fired = active + n;
+    /* input delays: the drive ring and post1's [H, N], the input spike window and the step each
+     * input was last depressed [n_inputs] (the last spike times before the window: last_pre) */
+    float *ring = NULL, *p1hist = NULL;
+    uint64_t *mask = NULL;
+    int *done = NULL;
+    if (delays) {
+        ring = (float *)calloc((size_t)h * n * 2, sizeof(float));
+        mask = (uint64_t *)calloc((size_t)p_rows, sizeof(uint64_t));
+        done = (int *)malloc(sizeof(int) * (size_t)p_rows);
+        if (!ring || !mask || !done) {
+            free(buf), free(active), free(is_active), free(ring), free(mask), free(done);
+            return -1;
+        }
+        p1hist = ring + (size_t)h * n;
+        for (int i = 0; i < p_rows; i++) done[i] = -1;
+    }
     int n_active = 0, n_active_inh = 0, n_active_post = 0;
     if (state || (inhibition && inh_c[L_V_REST] > inh_c[L_V_THRESH]))
         n_active = n_active_inh = n_active_post = activate_all(active, is_active, n);
@@ -310,14 +421,22 @@ int stdp_present(const int32_t *slots, int shown, int steps, int width, int n_in
         const int32_t *idx = slots + (size_t)(t < shown ? t : 0) * width;
         const int in_width = t < shown ? width : 0; /* the rest: no input */
         const float now = (float)t * dt;
-        sum_rows(drive, w, idx, in_width, p_rows, n);
+        const int r = delays ? t % h : 0;
+        float *in = drive;
+        if (delays) {
+            ring_add(ring, w, delays, idx, in_width, p_rows, n, r, h);
+            in = ring + (size_t)r * n; /* what arrives at this step */
+        } else {
+            sum_rows(drive, w, idx, in_width, p_rows, n);
+        }
         if (exact) {
             const float decay = exp_f(-(float)t * theta_rate);
             for (int j = 0; j < n; j++) thr[j] = base + decay * (theta0[j] + acc[j]);
         } else {
             for (int j = 0; j < n; j++) thr[j] = base + acc[j];
         }
-        int n_fired = layer_step(exc_c, &exc, drive, thr, dt, s_e, n);
+        int n_fired = layer_step(exc_c, &exc, in, thr, dt, s_e, n);
+        if (delays) memset(in, 0, sizeof(float) * n);
         const int n_new = n_fired ? note_fired(s_e, n, fired, active, is_active, &n_active) : 0;
         if (inhibition) {
             inhibit(inh_c, &inh, &exc, active, n_active_inh, fired, n_new, w_ei, w_ie, dt, s_i, n);
@@ -337,17 +456,28 @@ int stdp_present(const int32_t *slots, int shown, int steps, int width, int n_in
             post1[j] = post1[j] * dec1;
             post2[j] = post2[j] * dec2;
         }
-        for (int k = 0; k < in_width; k++) {
-            int src = idx[k];
-            /* an input that spikes twice in a step is depressed once (its row is written, not
-             * accumulated, as by TensorFlow's scatter) */
-            if (src < 0 || src >= p_rows || last_pre[src] == now) continue;
-            float *row = w + (size_t)src * n;
-            for (int j = 0; j < n; j++) {
-                float x = row[j] - nu_pre * post1[j];
-                row[j] = x < 0.0f ? 0.0f : (x > w_max ? w_max : x);
+        if (delays) {
+            /* post1 as this step's arrivals see it; the window moves to step t; the spikes of
+             * step t - H + 1 are depressed */
+            memcpy(p1hist + (size_t)r * n, post1, sizeof(float) * n);
+            window_advance(mask, last_pre, idx, in_width, p_rows, t, h, dt);
+            const int e = t - (h - 1);
+            if (e >= 0 && e < shown)
+                depress_delayed(w, delays, p1hist, slots + (size_t)e * width, width, p_rows, n, e,
+                                h, nu_pre, w_max, done);
+        } else {
+            for (int k = 0; k < in_width; k++) {
+                int src = idx[k];
+                /* an input that spikes twice in a step is depressed once (its row is written,
+                 * not accumulated, as by TensorFlow's scatter) */
+                if (src < 0 || src >= p_rows || last_pre[src] == now) continue;
+                float *row = w + (size_t)src * n;
+                for (int j = 0; j < n; j++) {
+                    float x = row[j] - nu_pre * post1[j];
+                    row[j] = x < 0.0f ? 0.0f : (x > w_max ? w_max : x);
+                }
+                last_pre[src] = now;
             }
-            last_pre[src] = now;
         }
         if (!n_fired) {
             n_active_post = n_active;
@@ -355,14 +485,21 @@ int stdp_present(const int32_t *slots, int shown, int steps, int width, int n_in
         }
         if (t < shown)
             for (int j = 0; j < n; j++) counts[j] = counts[j] + s_e[j];
-        for (int i = 0; i < p_rows; i++) pre[i] = nu_post * exp_f((last_pre[i] - now) / tau_pre);
-        for (int m = 0; m < n_new; m++) {
-            const int j = fired[m];
-            const float p2 = post2[j];
-            float *col = w + j;
-            for (int i = 0; i < p_rows; i++) {
-                float x = col[(size_t)i * n] + pre[i] * p2;
-                col[(size_t)i * n] = x < 0.0f ? 0.0f : (x > w_max ? w_max : x);
+        if (delays) {
+            for (int m = 0; m < n_new; m++)
+                potentiate_delayed(w, delays, mask, last_pre, p_rows, n, fired[m], t, dt,
+                                   post2[fired[m]], nu_post, tau_pre, w_max);
+        } else {
+            for (int i = 0; i < p_rows; i++)
+                pre[i] = nu_post * exp_f((last_pre[i] - now) / tau_pre);
+            for (int m = 0; m < n_new; m++) {
+                const int j = fired[m];
+                const float p2 = post2[j];
+                float *col = w + j;
+                for (int i = 0; i < p_rows; i++) {
+                    float x = col[(size_t)i * n] + pre[i] * p2;
+                    col[(size_t)i * n] = x < 0.0f ? 0.0f : (x > w_max ? w_max : x);
+                }
             }
         }
         for (int m = 0; m < n_new; m++) post1[fired[m]] = post2[fired[m]] = 1.0f;
@@ -376,20 +513,22 @@ int stdp_present(const int32_t *slots, int shown, int steps, int width, int n_in
         for (int k = 0; k < 10; k++) memcpy(state + (size_t)k * n, carried[k], sizeof(float) * n);
         for (int i = 0; i < p_rows; i++) state[(size_t)10 * n + i] = last_pre[i] - span;
     }
-    free(buf), free(active), free(is_active);
+    free(buf), free(active), free(is_active), free(ring), free(mask), free(done);
     return 0;
 }
 
 /* Presentations with learning off (inference), one digit after another: the excitatory spike
  * counts of each digit, from rest, with weights and theta fixed (the program of
  * SpikingNetwork._simulate: drive = sum of the step's W rows, threshold = v_thresh + theta,
- * inhibition weight w_ie). slots [B, T, width]; counts [B, N] (out). Returns 0, or -1 when
- * memory ran out. */
+ * inhibition weight w_ie). slots [B, T, width]; counts [B, N] (out); `delays` [n_inputs, n]
+ * steps below `h` (<= 64), or NULL: none (what would arrive after the last step is not part of
+ * the presentation). Returns 0, or -1 when memory ran out or the arguments do not fit. */
 int stdp_respond(const int32_t *slots, int n_digits, int steps, int width, int n_inputs,
                  const float *w, const float *theta, int n, const float *exc_c,
-                 const float *inh_c, const float *cc, float w_ie, float *counts) {
-    if (n <= 0 || n_digits < 0) return -1;
-    float *buf = (float *)calloc((size_t)n * 12, sizeof(float));
+                 const float *inh_c, const float *cc, float w_ie, const uint8_t *delays, int h,
+                 float *counts) {
+    if (n <= 0 || n_digits < 0 || (delays && (h < 1 || h > 64))) return -1;
+    float *buf = (float *)calloc((size_t)n * (12 + (delays ? (size_t)h : 0)), sizeof(float));
     int *active = (int *)calloc((size_t)n * 2, sizeof(int));
     char *is_active = (char *)calloc((size_t)n, 1);
     if (!buf || !active || !is_active) {
@@ -399,6 +538,7 @@ int stdp_respond(const int32_t *slots, int n_digits, int steps, int width, int n
     Layer exc = {buf, buf + n, buf + 2 * n, buf + 3 * n};
     Layer inh = {buf + 4 * n, buf + 5 * n, buf + 6 * n, buf + 7 * n};
     float *drive = buf + 8 * n, *thr = buf + 9 * n, *s_e = buf + 10 * n, *s_i = buf + 11 * n;
+    float *ring = buf + 12 * n; /* [h, n] with delays */
     int *fired = active + n;
     const float dt = cc[C_DT], w_ei = cc[C_W_EI];
     const int inhibition = cc[C_INHIBITION] != 0.0f;
@@ -412,10 +552,19 @@ int stdp_respond(const int32_t *slots, int n_digits, int steps, int width, int n
         memset(is_active, 0, (size_t)n);
         if (all_active) n_active = n_active_inh = activate_all(active, is_active, n);
         for (int j = 0; j < n; j++) count[j] = 0.0f;
+        if (delays) memset(ring, 0, sizeof(float) * (size_t)h * n);
         for (int t = 0; t < steps; t++) {
             const int32_t *idx = slots + ((size_t)b * steps + t) * width;
-            sum_rows(drive, w, idx, width, n_inputs, n);
-            const int n_fired = layer_step(exc_c, &exc, drive, thr, dt, s_e, n);
+            float *in = drive;
+            if (delays) {
+                const int r = t % h;
+                ring_add(ring, w, delays, idx, width, n_inputs, n, r, h);
+                in = ring + (size_t)r * n;
+            } else {
+                sum_rows(drive, w, idx, width, n_inputs, n);
+            }
+            const int n_fired = layer_step(exc_c, &exc, in, thr, dt, s_e, n);
+            if (delays) memset(in, 0, sizeof(float) * n);
             int n_new = 0;
             if (n_fired) {
                 for (int j = 0; j < n; j++) count[j] = count[j] + s_e[j];
