@@ -25,6 +25,13 @@ TensorFlow programs. ``--own-presets`` runs each size with its own preset (``die
 at 1,600 and 6,400 neurons the exponential membrane) instead of the 400-neuron preset resized.
 
     python scripts/benchmark.py --sizes 400 1600 6400 --own-presets --engine native
+
+``--state RUN/model.npz`` times inference with a trained run's learned state (weights and
+theta; one size, the run's) instead of the state the timed training left, as ``assign`` and
+``evaluate`` see it; ``--set KEY=VALUE`` adds a config override to every size (input delays,
+for one).
+
+    python scripts/benchmark.py --sizes 400 --engine native --state results/dc400/model.npz
 """
 
 from __future__ import annotations
@@ -81,6 +88,7 @@ def bench(
     engine: str = "xla",
     own_preset: bool = False,
     sets: tuple = (),
+    state: dict | None = None,
 ) -> dict:
     cfg = bench_config(n, engine, own_preset, sets)
     net = SpikingNetwork(cfg)
@@ -101,6 +109,8 @@ def bench(
     parts = list(train_chunks(net, images, np.arange(len(images)), chunks))
     train_s = time.perf_counter() - t0
     spikes = np.concatenate([part.spikes for part in parts])
+    if state is not None:  # inference as a trained run's assign and evaluate see it
+        net.set_state(state)
     t0 = time.perf_counter()
     counts, _ = respond(net, images[:infer_digits], np.arange(infer_digits), "evaluate")
     infer_s = time.perf_counter() - t0
@@ -210,8 +220,27 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="a config override for every size (repeatable), e.g. network.input_delay_max_ms=10",
     )
+    parser.add_argument(
+        "--state",
+        default=None,
+        metavar="MODEL_NPZ",
+        help="time inference with this trained run's learned state (its model.npz)",
+    )
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
+    state = None
+    if args.state is not None:
+        try:
+            with np.load(args.state) as z:
+                state = {"weights": z["weights"], "theta": z["theta"]}
+        except (OSError, KeyError, ValueError) as err:
+            parser.error(f"--state {args.state}: not a run's model.npz ({err})")
+        n_state = state["theta"].shape[0]
+        if args.sizes != [n_state]:
+            parser.error(
+                f"--sizes {' '.join(map(str, args.sizes))}: --state {args.state} holds "
+                f"{n_state} neurons; pass --sizes {n_state}"
+            )
     try:
         bench_config(args.sizes[0], args.engine, args.own_presets, tuple(args.set))
     except PipelineError as err:
@@ -234,6 +263,7 @@ def main() -> None:
             args.engine,
             args.own_presets,
             tuple(args.set),
+            state,
         )
         for n in args.sizes
     ]
@@ -253,7 +283,8 @@ def main() -> None:
         f"{args.engine} engine{''.join(', ' + x for x in args.set)}, dt 0.5 ms, 350 ms per "
         f"digit; {args.train_digits} training "
         f"digits (learning on, one by one, after {args.warmup_digits} untimed), "
-        f"{args.infer_digits} inference digits (batched)"
+        f"{args.infer_digits} inference digits (batched"
+        + (f", learned state of {args.state})" if state is not None else ")")
     )
     print(pd.DataFrame(rows).to_string(index=False))
     if stacked:
