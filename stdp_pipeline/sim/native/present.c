@@ -49,6 +49,26 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
+
+/* Denormal floats flushed to zero (results and inputs) while a presentation runs, as in
+ * TensorFlow's CPU threads: decaying traces and conductances pass through the denormal range,
+ * where every multiply takes a slow microcode path. The caller's mode is restored after. */
+#if defined(__SSE__)
+typedef unsigned int FpMode;
+static FpMode flush_denormals(void) {
+    const FpMode old = _mm_getcsr();
+    _mm_setcsr(old | 0x8040); /* FTZ (bit 15) and DAZ (bit 6) */
+    return old;
+}
+static void restore_fp_mode(FpMode old) { _mm_setcsr(old); }
+#else
+typedef int FpMode;
+static FpMode flush_denormals(void) { return 0; }
+static void restore_fp_mode(FpMode old) { (void)old; }
+#endif
 
 /* Layer constants, in this order (float32, computed in double by the caller as TensorFlow
  * folds them): */
@@ -144,18 +164,20 @@ static inline float neuron_step(const Consts k, float vj, float gej, float gij, 
 
 /* One step of a whole layer (``drive`` and ``threshold`` per neuron); spikes into ``s``;
  * returns how many fired. One instance per (exponential, hold), so that the loop has no branch
- * and vectorises. */
-#define LAYER_STEP(NAME, EXPONENTIAL, HOLD)                                                     \
+ * and vectorises; the ``uniform_*`` ones take no drive and one threshold for every neuron (an
+ * inhibitory layer). */
+#define LAYER_STEP(NAME, EXPONENTIAL, HOLD, DRIVE, THRESHOLD)                                   \
     static int NAME(const float *c, Layer *st, const float *restrict drive,                    \
                     const float *restrict threshold, float dt, float *restrict s, int n) {     \
         float *restrict v = st->v, *restrict ge = st->ge, *restrict gi = st->gi,               \
                         *restrict since = st->since;                                           \
         const Consts k = consts_of(c);                                                         \
         int fired = 0; /* an integer sum vectorises; a float one is summed in order */         \
+        (void)drive;                                                                           \
         for (int j = 0; j < n; j++) {                                                          \
             float o[4];                                                                        \
-            const float f = neuron_step(k, v[j], ge[j], gi[j], since[j], drive[j],             \
-                                        threshold[j], dt, EXPONENTIAL, HOLD, o);               \
+            const float f = neuron_step(k, v[j], ge[j], gi[j], since[j], DRIVE, THRESHOLD, dt, \
+                                        EXPONENTIAL, HOLD, o);                                 \
             v[j] = o[0], ge[j] = o[1], gi[j] = o[2], since[j] = o[3];                          \
             s[j] = f;                                                                          \
             fired += f != 0.0f;                                                                \
@@ -163,10 +185,14 @@ static inline float neuron_step(const Consts k, float vj, float gej, float gij, 
         return fired;                                                                          \
     }
 
-LAYER_STEP(step_euler_hold, 0, 1)
-LAYER_STEP(step_euler_free, 0, 0)
-LAYER_STEP(step_exp_hold, 1, 1)
-LAYER_STEP(step_exp_free, 1, 0)
+LAYER_STEP(step_euler_hold, 0, 1, drive[j], threshold[j])
+LAYER_STEP(step_euler_free, 0, 0, drive[j], threshold[j])
+LAYER_STEP(step_exp_hold, 1, 1, drive[j], threshold[j])
+LAYER_STEP(step_exp_free, 1, 0, drive[j], threshold[j])
+LAYER_STEP(uniform_euler_hold, 0, 1, 0.0f, threshold[0])
+LAYER_STEP(uniform_euler_free, 0, 0, 0.0f, threshold[0])
+LAYER_STEP(uniform_exp_hold, 1, 1, 0.0f, threshold[0])
+LAYER_STEP(uniform_exp_free, 1, 0, 0.0f, threshold[0])
 
 static int layer_step(const float *c, Layer *st, const float *drive, const float *threshold,
                       float dt, float *s, int n) {
@@ -176,6 +202,17 @@ static int layer_step(const float *c, Layer *st, const float *drive, const float
                     : step_exp_free(c, st, drive, threshold, dt, s, n);
     return hold ? step_euler_hold(c, st, drive, threshold, dt, s, n)
                 : step_euler_free(c, st, drive, threshold, dt, s, n);
+}
+
+/* A step of every neuron of a layer with no drive and the layer's own threshold (v_thresh). */
+static int uniform_step(const float *c, Layer *st, float dt, float *s, int n) {
+    const int hold = c[L_HOLD_V] != 0.0f, exponential = c[L_EXPONENTIAL] != 0.0f;
+    const float *thr = c + L_V_THRESH;
+    if (exponential)
+        return hold ? uniform_exp_hold(c, st, NULL, thr, dt, s, n)
+                    : uniform_exp_free(c, st, NULL, thr, dt, s, n);
+    return hold ? uniform_euler_hold(c, st, NULL, thr, dt, s, n)
+                : uniform_euler_free(c, st, NULL, thr, dt, s, n);
 }
 
 static void layer_rest(const float *c, Layer *st, int n) {
@@ -258,8 +295,10 @@ static int note_fired(const float *s_e, int n, int *fired, int *active, char *is
 /* The inhibitory layer's step, then the wiring: inh.ge += w_ei at this step's excitatory spikes
  * `fired` (one-to-one), exc.gi += w_ie (sum(s_i) - s_i) (hollow). Only the first `n_stepped`
  * neurons of `active` are stepped: an inhibitory neuron whose partner has not fired in this
- * presentation is at rest (v = v_rest, no conductance), and its step changes nothing. `s_i` is
- * all zeros on entry and on return. */
+ * presentation is at rest (v = v_rest, no conductance), and its step changes nothing. When
+ * all are (a carried state, or every neuron has fired), one vector loop steps the whole layer:
+ * neurons step independently, so the order does not matter. `s_i` is all zeros on entry and on
+ * return. */
 static void inhibit(const float *inh_c, Layer *inh, Layer *exc, const int *active, int n_stepped,
                     const int *fired, int n_fired, float w_ei, float w_ie, float dt, float *s_i,
                     int n) {
@@ -267,7 +306,9 @@ static void inhibit(const float *inh_c, Layer *inh, Layer *exc, const int *activ
     const float thr_inh = inh_c[L_V_THRESH];
     const Consts k_inh = consts_of(inh_c);
     int n_inh = 0;
-    for (int a = 0; a < n_stepped; a++) {
+    if (n_stepped == n)
+        n_inh = uniform_step(inh_c, inh, dt, s_i, n);
+    for (int a = 0; a < n_stepped && n_stepped < n; a++) {
         const int j = active[a];
         float o[4];
         const float f = neuron_step(k_inh, inh->v[j], inh->ge[j], inh->gi[j], inh->since[j], 0.0f,
@@ -285,21 +326,27 @@ static void inhibit(const float *inh_c, Layer *inh, Layer *exc, const int *activ
 }
 
 /* Input delays (see the file's comment). `ring` [H, N]: the drive arriving at each of the next H
- * steps, row (t mod H) for step t. Adds the W rows of step t's input spikes `idx` (row `r` = t mod
- * H), each weight into the row of its arrival step. */
-static void ring_add(float *restrict ring, const float *w, const uint8_t *delays,
-                     const int32_t *idx, int width, int n_inputs, int n, int r, int h) {
+ * steps, row (t mod H) for step t; `at[a]` points at row (a mod H), a < 2 H (no division in the
+ * loop). Adds the W rows of step t's input spikes `idx` (r = t mod H), each weight into the row
+ * of its arrival step. */
+static void ring_add(float *const *at, const float *w, const uint8_t *delays, const int32_t *idx,
+                     int width, int n_inputs, int n, int r) {
     for (int k = 0; k < width; k++) {
         const int src = idx[k];
         if (src < 0 || src >= n_inputs) continue;
         const float *row = w + (size_t)src * n;
         const uint8_t *d = delays + (size_t)src * n;
+        float *const *from = at + r;
         for (int j = 0; j < n; j++) {
-            int a = r + d[j];
-            a = a >= h ? a - h : a;
-            ring[(size_t)a * n + j] = ring[(size_t)a * n + j] + row[j];
+            float *dst = from[d[j]];
+            dst[j] = dst[j] + row[j];
         }
     }
+}
+
+/* at[a] = base + (a mod h) n for a < 2 h */
+static void ring_rows(float **at, float *base, int h, int n) {
+    for (int a = 0; a < 2 * h; a++) at[a] = base + (size_t)(a % h) * n;
 }
 
 /* Delayed STDP's record of the input spikes: bit k of mask[i] is a spike of input i at step
@@ -321,12 +368,13 @@ static void window_advance(uint64_t *mask, float *t_old, const int32_t *idx, int
 }
 
 /* The depression of the input spikes of step e (`idx`), applied at step e + H - 1:
- * W[i, j] <- clip(W[i, j] - nu_pre * p1hist[(e + d[i, j]) mod H, j], 0, w_max), once per input
- * however many times it spiked in the step (`done[i]` = e once applied). */
-static void depress_delayed(float *w, const uint8_t *delays, const float *p1hist,
+ * W[i, j] <- clip(W[i, j] - nu_pre * post1 at step e + d[i, j], 0, w_max) (p1at[a]: post1 of
+ * the step that is a mod H), once per input however many times it spiked in the step (`done[i]`
+ * = e once applied). */
+static void depress_delayed(float *w, const uint8_t *delays, float *const *p1at,
                             const int32_t *idx, int width, int n_inputs, int n, int e, int h,
                             float nu_pre, float w_max, int *done) {
-    const int r = e % h;
+    float *const *from = p1at + e % h;
     for (int k = 0; k < width; k++) {
         const int src = idx[k];
         if (src < 0 || src >= n_inputs || done[src] == e) continue;
@@ -334,9 +382,7 @@ static void depress_delayed(float *w, const uint8_t *delays, const float *p1hist
         float *row = w + (size_t)src * n;
         const uint8_t *d = delays + (size_t)src * n;
         for (int j = 0; j < n; j++) {
-            int a = r + d[j];
-            a = a >= h ? a - h : a;
-            const float x = row[j] - nu_pre * p1hist[(size_t)a * n + j];
+            const float x = row[j] - nu_pre * from[d[j]][j];
             row[j] = x < 0.0f ? 0.0f : (x > w_max ? w_max : x);
         }
     }
@@ -368,9 +414,9 @@ static void potentiate_delayed(float *w, const uint8_t *delays, const uint64_t *
  * dt later). `delays` [n_inputs, n] in steps below `h` (1 <= h <= 64), or NULL: none; with
  * delays `steps` covers at least h - 1 steps after the shown ones. Returns 0, or -1 when memory
  * ran out or the arguments do not fit. */
-int stdp_present(const int32_t *slots, int shown, int steps, int width, int n_inputs, float *w,
-                 float *theta, int n, const float *exc_c, const float *inh_c, const float *cc,
-                 float *state, const uint8_t *delays, int h, float *counts) {
+static int present(const int32_t *slots, int shown, int steps, int width, int n_inputs, float *w,
+                   float *theta, int n, const float *exc_c, const float *inh_c, const float *cc,
+                   float *state, const uint8_t *delays, int h, float *counts) {
     if (n <= 0 || n_inputs <= 0 || shown > steps) return -1;
     if (delays && (h < 1 || h > 64 || steps < shown + h - 1)) return -1;
     const int p_rows = n_inputs;
@@ -401,7 +447,7 @@ int stdp_present(const int32_t *slots, int shown, int steps, int width, int n_in
     int *fired = active + n;
     /* input delays: the drive ring and post1's [H, N], the input spike window and the step each
      * input was last depressed [n_inputs] (the last spike times before the window: last_pre) */
-    float *ring = NULL, *p1hist = NULL;
+    float *ring = NULL, *p1hist = NULL, *at[128], *p1at[128];
     uint64_t *mask = NULL;
     int *done = NULL;
     if (delays) {
@@ -413,6 +459,8 @@ int stdp_present(const int32_t *slots, int shown, int steps, int width, int n_in
             return -1;
         }
         p1hist = ring + (size_t)h * n;
+        ring_rows(at, ring, h, n);
+        ring_rows(p1at, p1hist, h, n);
         for (int i = 0; i < p_rows; i++) done[i] = -1;
     }
     int n_active = 0, n_active_inh = 0, n_active_post = 0;
@@ -455,8 +503,8 @@ int stdp_present(const int32_t *slots, int shown, int steps, int width, int n_in
         const int r = delays ? t % h : 0;
         float *in = drive;
         if (delays) {
-            ring_add(ring, w, delays, idx, in_width, p_rows, n, r, h);
-            in = ring + (size_t)r * n; /* what arrives at this step */
+            ring_add(at, w, delays, idx, in_width, p_rows, n, r);
+            in = at[r]; /* what arrives at this step */
         } else {
             sum_rows(drive, w, idx, in_width, p_rows, n);
         }
@@ -481,11 +529,16 @@ int stdp_present(const int32_t *slots, int shown, int steps, int width, int n_in
             const float decay = cc[C_THETA_DECAY];
             for (int j = 0; j < n; j++) acc[j] = acc[j] * decay + theta_plus * s_e[j];
         }
-        /* postsynaptic traces are 0 until their neuron's first spike */
-        for (int a = 0; a < n_active_post; a++) {
-            const int j = active[a];
-            post1[j] = post1[j] * dec1;
-            post2[j] = post2[j] * dec2;
+        /* postsynaptic traces are 0 until their neuron's first spike; all of them decay in one
+         * vector loop once every neuron is active */
+        if (n_active_post == n) {
+            for (int j = 0; j < n; j++) post1[j] = post1[j] * dec1, post2[j] = post2[j] * dec2;
+        } else {
+            for (int a = 0; a < n_active_post; a++) {
+                const int j = active[a];
+                post1[j] = post1[j] * dec1;
+                post2[j] = post2[j] * dec2;
+            }
         }
         if (delays) {
             /* post1 as this step's arrivals see it; the window moves to step t; the spikes of
@@ -494,7 +547,7 @@ int stdp_present(const int32_t *slots, int shown, int steps, int width, int n_in
             window_advance(mask, last_pre, idx, in_width, p_rows, t, h, dt);
             const int e = t - (h - 1);
             if (e >= 0 && e < shown)
-                depress_delayed(w, delays, p1hist, slots + (size_t)e * width, width, p_rows, n, e,
+                depress_delayed(w, delays, p1at, slots + (size_t)e * width, width, p_rows, n, e,
                                 h, nu_pre, w_max, done);
         } else {
             for (int k = 0; k < in_width; k++) {
@@ -554,10 +607,10 @@ int stdp_present(const int32_t *slots, int shown, int steps, int width, int n_in
  * inhibition weight w_ie). slots [B, T, width]; counts [B, N] (out); `delays` [n_inputs, n]
  * steps below `h` (<= 64), or NULL: none (what would arrive after the last step is not part of
  * the presentation). Returns 0, or -1 when memory ran out or the arguments do not fit. */
-int stdp_respond(const int32_t *slots, int n_digits, int steps, int width, int n_inputs,
-                 const float *w, const float *theta, int n, const float *exc_c,
-                 const float *inh_c, const float *cc, float w_ie, const uint8_t *delays, int h,
-                 float *counts) {
+static int respond(const int32_t *slots, int n_digits, int steps, int width, int n_inputs,
+                   const float *w, const float *theta, int n, const float *exc_c,
+                   const float *inh_c, const float *cc, float w_ie, const uint8_t *delays, int h,
+                   float *counts) {
     if (n <= 0 || n_digits < 0 || (delays && (h < 1 || h > 64))) return -1;
     float *buf = (float *)calloc((size_t)n * (12 + (delays ? (size_t)h : 0)), sizeof(float));
     int *active = (int *)calloc((size_t)n * 2, sizeof(int));
@@ -569,7 +622,8 @@ int stdp_respond(const int32_t *slots, int n_digits, int steps, int width, int n
     Layer exc = {buf, buf + n, buf + 2 * n, buf + 3 * n};
     Layer inh = {buf + 4 * n, buf + 5 * n, buf + 6 * n, buf + 7 * n};
     float *drive = buf + 8 * n, *thr = buf + 9 * n, *s_e = buf + 10 * n, *s_i = buf + 11 * n;
-    float *ring = buf + 12 * n; /* [h, n] with delays */
+    float *ring = buf + 12 * n, *at[128]; /* [h, n] with delays */
+    if (delays) ring_rows(at, ring, h, n);
     int *fired = active + n;
     const float dt = cc[C_DT], w_ei = cc[C_W_EI];
     const int inhibition = cc[C_INHIBITION] != 0.0f;
@@ -589,8 +643,8 @@ int stdp_respond(const int32_t *slots, int n_digits, int steps, int width, int n
             float *in = drive;
             if (delays) {
                 const int r = t % h;
-                ring_add(ring, w, delays, idx, width, n_inputs, n, r, h);
-                in = ring + (size_t)r * n;
+                ring_add(at, w, delays, idx, width, n_inputs, n, r);
+                in = at[r];
             } else {
                 sum_rows(drive, w, idx, width, n_inputs, n);
             }
@@ -608,4 +662,26 @@ int stdp_respond(const int32_t *slots, int n_digits, int steps, int width, int n
     }
     free(buf), free(active), free(is_active);
     return 0;
+}
+
+/* The entry points: present and respond with denormals flushed to zero. */
+int stdp_present(const int32_t *slots, int shown, int steps, int width, int n_inputs, float *w,
+                 float *theta, int n, const float *exc_c, const float *inh_c, const float *cc,
+                 float *state, const uint8_t *delays, int h, float *counts) {
+    const FpMode mode = flush_denormals();
+    const int rc = present(slots, shown, steps, width, n_inputs, w, theta, n, exc_c, inh_c, cc,
+                           state, delays, h, counts);
+    restore_fp_mode(mode);
+    return rc;
+}
+
+int stdp_respond(const int32_t *slots, int n_digits, int steps, int width, int n_inputs,
+                 const float *w, const float *theta, int n, const float *exc_c,
+                 const float *inh_c, const float *cc, float w_ie, const uint8_t *delays, int h,
+                 float *counts) {
+    const FpMode mode = flush_denormals();
+    const int rc = respond(slots, n_digits, steps, width, n_inputs, w, theta, n, exc_c, inh_c, cc,
+                           w_ie, delays, h, counts);
+    restore_fp_mode(mode);
+    return rc;
 }
