@@ -454,8 +454,11 @@ def test_delayed_inference_batches_on_two_threads(mnist_dir, monkeypatch):
 
 
 def test_training_with_every_switch_runs_and_is_deterministic(digits):
-    """The original flavour's switches together, through the training driver (retries on)."""
+    """The original flavour's switches together, through the training driver (retries on), on
+    the native engine (the compiled program's switches are checked against the reference
+    above)."""
     sets = [
+        "train.engine=native",
         "excitatory.integration=euler", "inhibitory.integration=euler",
         "excitatory.spike_block_ms=0", "encoding.rest=simulate", "network.input_delay_max_ms=10",
         "learning.w_init_min=0.003", "learning.w_init_max=0.303", "encoding.max_retries=3",

@@ -65,8 +65,9 @@ def test_native_presentation_equals_dense_reference(digits):
 
 VARIANTS = {
     "preset": [],
-    "exponential membrane": ["excitatory.membrane=exponential", "inhibitory.membrane=exponential"],
-    "Euler conductances, integrate while refractory, no block": [
+    "exponential membrane, Euler conductances, integrate while refractory, no block": [
+        "excitatory.membrane=exponential",
+        "inhibitory.membrane=exponential",
         "excitatory.integration=euler",
         "inhibitory.integration=euler",
         "excitatory.refractory_v=integrate",

@@ -18,6 +18,8 @@ from stdp_pipeline.sim.network import SLOT_WIDTHS, SpikingNetwork
 from stdp_pipeline.sim.present import chunk_inputs, present, respond, train_chunk
 
 P = 784
+#: the native training engine: tests of the training driver run without an XLA compile per network
+NATIVE = "train.engine=native"
 
 
 def _config(*overrides: str):
@@ -262,10 +264,11 @@ def test_present_without_learning_leaves_learned_state_bit_identical(digits):
 
 
 def test_same_seed_same_weights_different_seed_different_weights(digits):
-    """Two fresh networks with one seed learn identical weights; another seed's input differs."""
+    """Two fresh networks with one seed learn identical weights; another seed's input differs.
+    On the native engine: the driver's property, without a compile per network."""
     idx = np.arange(3)
-    a, b = SpikingNetwork(_config()), SpikingNetwork(_config())
-    c = SpikingNetwork(_config("seed=1"))
+    a, b = SpikingNetwork(_config(NATIVE)), SpikingNetwork(_config(NATIVE))
+    c = SpikingNetwork(_config("seed=1", NATIVE))
     c.set_state(a.get_state())  # same start: only the input spikes differ
     for net in (a, b, c):
         train_chunk(net, digits[:3], idx)
@@ -273,8 +276,10 @@ def test_same_seed_same_weights_different_seed_different_weights(digits):
     assert np.array_equal(sa["weights"], sb["weights"])
     assert np.array_equal(sa["theta"], sb["theta"])
     assert not np.array_equal(sa["weights"], sc["weights"])
-    fresh = SpikingNetwork(_config()).get_state()
-    assert not np.array_equal(fresh["weights"], SpikingNetwork(_config("seed=1")).weights.numpy())
+    fresh = SpikingNetwork(_config(NATIVE)).get_state()
+    assert not np.array_equal(
+        fresh["weights"], SpikingNetwork(_config("seed=1", NATIVE)).weights.numpy()
+    )
     # initial state: weights uniform in [0, w_init_max], theta = theta_init_mv
     w0 = fresh["weights"]
     assert w0.shape == (P, 10) and w0.min() >= 0.0 and w0.max() <= 0.3
@@ -283,8 +288,9 @@ def test_same_seed_same_weights_different_seed_different_weights(digits):
 
 
 def test_chunking_does_not_matter(digits):
-    """Training on 6 digits in one call equals two calls of 3 (bit-identical weights and theta)."""
-    one, two = SpikingNetwork(_config()), SpikingNetwork(_config())
+    """Training on 6 digits in one call equals two calls of 3 (bit-identical weights and theta).
+    On the native engine: the driver's property, without a compile per network."""
+    one, two = SpikingNetwork(_config(NATIVE)), SpikingNetwork(_config(NATIVE))
     s1 = train_chunk(one, digits[:6], np.arange(6))
     s2a = train_chunk(two, digits[:3], np.arange(3))
     s2b = train_chunk(two, digits[3:6], np.arange(3, 6))
@@ -297,14 +303,15 @@ def test_chunking_does_not_matter(digits):
 def test_inputs_drawn_beforehand_change_nothing(digits):
     """The training stage draws a chunk's input spikes on another thread, from another moment's
     network state: training on them is bit-identical to drawing them inside train_chunk, and a
-    wrong-sized draw is refused."""
-    inline, ahead = SpikingNetwork(_config()), SpikingNetwork(_config())
+    wrong-sized draw is refused. On the
+    native engine: the driver's property, without a compile per network."""
+    inline, ahead = SpikingNetwork(_config(NATIVE)), SpikingNetwork(_config(NATIVE))
     train_chunk(inline, digits[:3], np.arange(3))
     train_chunk(ahead, digits[:3], np.arange(3))
     # drawn before the first chunk trained, on a worker thread, for pass 1
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         drawn = pool.submit(
-            chunk_inputs, SpikingNetwork(_config()), digits[3:7], np.arange(3, 7), 1
+            chunk_inputs, SpikingNetwork(_config(NATIVE)), digits[3:7], np.arange(3, 7), 1
         )
         a = train_chunk(inline, digits[3:7], np.arange(3, 7), epoch=1)
         b = train_chunk(ahead, digits[3:7], np.arange(3, 7), epoch=1, inputs=drawn.result())
@@ -316,7 +323,7 @@ def test_inputs_drawn_beforehand_change_nothing(digits):
     # the spikes given are the spikes shown: pass 0's spikes give another result
     other = chunk_inputs(ahead, digits[3:7], np.arange(3, 7), 0)
     assert not np.array_equal(other.slots, drawn.result().slots)
-    shown = SpikingNetwork(_config())
+    shown = SpikingNetwork(_config(NATIVE))
     train_chunk(shown, digits[:3], np.arange(3))
     c = train_chunk(shown, digits[3:7], np.arange(3, 7), epoch=1, inputs=other)
     assert not np.array_equal(c.neuron_spikes, a.neuron_spikes)

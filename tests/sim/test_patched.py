@@ -74,8 +74,8 @@ def test_groups_are_independent_networks(digits):
     )  # fmt: skip
     pixel_rows = np.arange(784).reshape(28, 28)
     changed = 0
+    alone = SpikingNetwork(alone_cfg, n_inputs=100)  # one network (one compile), each group's state
     for g, (r, c) in enumerate(patch_positions(10, 6)):
-        alone = SpikingNetwork(alone_cfg, n_inputs=100)
         alone.set_state({"weights": before["weights"][g], "theta": before["theta"][g]})
         local = np.full(785, 100)
         local[pixel_rows[r : r + 10, c : c + 10].ravel()] = np.arange(100)

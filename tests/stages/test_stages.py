@@ -269,7 +269,8 @@ def test_run_follows_the_stage_table(tmp_path, mnist_dir, monkeypatch):
 
 
 def test_resume_after_interruption_gives_identical_weights(tmp_path, mnist_dir, monkeypatch):
-    """A run stopped after its first checkpoint and resumed ends bit-identical to a straight one."""
+    """A run stopped after its first checkpoint and resumed ends bit-identical to a straight one
+    (on the native engine: checkpoints and the driver are shared by both engines; no compiles)."""
     straight, broken = tmp_path / "straight", tmp_path / "broken"
     for run in (straight, broken):
         assert (
@@ -280,6 +281,8 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path, mnist_dir, 
                 "diehl-cook-100",
                 "--data-dir",
                 str(mnist_dir),
+                "--engine",
+                "native",
                 *TINY,
             ).exit_code
             == 0
