@@ -96,6 +96,10 @@ def bench(
     if net.native_learner() is None:
         for width in SLOT_WIDTHS:
             net.learning_program(width)(tf.fill([cfg.encoding.steps, width], net.n_inputs))
+    # a whole inference batch and a smaller one: the input code's tables are traced for both
+    # shapes (then for any), as the first batches of an assign or evaluate trace them
+    b = inference_batch_size(net)
+    respond(net, images[:b], np.arange(b), "assign")
     respond(net, images[:8], np.arange(8), "assign")
     compile_s = time.perf_counter() - t0
     net.set_state({"weights": np.asarray(net.weights.numpy()), "theta": net.theta.numpy() * 0 + 20})
