@@ -340,18 +340,14 @@ def test_simulated_rest_carries_state_and_equals_reference(digits):
     assert last.max() <= -40.0 and last.max() > -140.0
 
 
-def test_native_delays_with_simulated_rest_equal_reference(digits):
-    """The native engine with input delays up to 4 ms and the simulated rest: three presentations
-    in a row, delayed spikes of one presentation arriving in its rest and the last input spike
-    times carried to the next, against the per-synapse reference."""
-    cfg = _config(
-        "network.input_delay_max_ms=4", "encoding.rest=simulate", "encoding.rest_ms=40",
-        "excitatory.v_init_offset_mv=-40", "inhibitory.v_init_offset_mv=-40", "train.engine=native",
-    )  # fmt: skip
+def _delayed_learning_equals_reference(cfg, digits, presentations: int):
+    """``presentations`` learning presentations with input delays, on the config's training
+    engine, against the per-synapse reference: the same spikes, theta and weights to float32
+    rounding. Returns the network and the reference's final state."""
     net = _net(cfg)
     d = net.delays.numpy()[:-1]
     before = net.get_state()
-    pres = [_slots(net, digits[i], i) for i in range(3)]
+    pres = [_slots(net, digits[i], i) for i in range(presentations)]
     counts = _learn(net, pres)
     w_ref, theta_ref, counts_ref, state = reference(
         cfg, before["weights"], before["theta"], pres, delays=d
@@ -361,6 +357,18 @@ def test_native_delays_with_simulated_rest_equal_reference(digits):
     assert sum(c.sum() for c in counts) >= 6
     np.testing.assert_allclose(net.theta.numpy(), theta_ref, rtol=1e-5)
     np.testing.assert_allclose(net.weights.numpy(), w_ref, rtol=1e-5, atol=1e-6)
+    return net, state
+
+
+def test_native_delays_with_simulated_rest_equal_reference(digits):
+    """The native engine with input delays up to 4 ms and the simulated rest: three presentations
+    in a row, delayed spikes of one presentation arriving in its rest and the last input spike
+    times carried to the next, against the per-synapse reference."""
+    cfg = _config(
+        "network.input_delay_max_ms=4", "encoding.rest=simulate", "encoding.rest_ms=40",
+        "excitatory.v_init_offset_mv=-40", "inhibitory.v_init_offset_mv=-40", "train.engine=native",
+    )  # fmt: skip
+    net, state = _delayed_learning_equals_reference(cfg, digits, 3)
     (exc, _), rule_state = net.carried
     np.testing.assert_allclose(exc.v.numpy()[0], state["v_exc"], rtol=1e-5)
     np.testing.assert_allclose(rule_state.post2.numpy()[0], state["post2"], rtol=1e-4, atol=1e-7)
@@ -386,20 +394,8 @@ def test_delayed_learning_presentation_equals_reference(digits, engine):
     """Input delays up to 4 ms: drive, depression with post1 at arrival and potentiation with the
     pre trace read d steps in the past, against the per-synapse reference (on each engine)."""
     cfg = _config("network.input_delay_max_ms=4", f"train.engine={engine}")
-    net = _net(cfg)
-    d = net.delays.numpy()[:-1]
-    assert d.max() == 7
-    before = net.get_state()
-    pres = [_slots(net, digits[i], i) for i in range(2)]
-    counts = _learn(net, pres)
-    w_ref, theta_ref, counts_ref, _ = reference(
-        cfg, before["weights"], before["theta"], pres, delays=d
-    )
-    for c, r in zip(counts, counts_ref, strict=True):
-        np.testing.assert_array_equal(c, r)
-    assert sum(c.sum() for c in counts) >= 6
-    np.testing.assert_allclose(net.theta.numpy(), theta_ref, rtol=1e-5)
-    np.testing.assert_allclose(net.weights.numpy(), w_ref, rtol=1e-5, atol=1e-6)
+    net, _ = _delayed_learning_equals_reference(cfg, digits, 2)
+    assert net.delays.numpy()[:-1].max() == 7
 
 
 def test_delayed_inference_currents_and_counts(digits):
