@@ -52,6 +52,9 @@
 #if defined(__SSE__)
 #include <xmmintrin.h>
 #endif
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 /* Denormal floats flushed to zero (results and inputs) while a presentation runs, as in
  * TensorFlow's CPU threads: decaying traces and conductances pass through the denormal range,
@@ -328,16 +331,36 @@ static void inhibit(const float *inh_c, Layer *inh, Layer *exc, const int *activ
 /* Input delays (see the file's comment). `ring` [H, N]: the drive arriving at each of the next H
  * steps, row (t mod H) for step t; `at[a]` points at row (a mod H), a < 2 H (no division in the
  * loop). Adds the W rows of step t's input spikes `idx` (r = t mod H), each weight into the row
- * of its arrival step. */
-static void ring_add(float *const *at, const float *w, const uint8_t *delays, const int32_t *idx,
-                     int width, int n_inputs, int n, int r) {
+ * of its arrival step. With AVX-512, 16 synapses at a time by gather and scatter: their 16
+ * addresses lie in 16 different columns, so no two collide, and each sum is the scalar one. */
+static void ring_add(float *const *at, float *ring, const float *w, const uint8_t *delays,
+                     const int32_t *idx, int width, int n_inputs, int n, int r, int h) {
     for (int k = 0; k < width; k++) {
         const int src = idx[k];
         if (src < 0 || src >= n_inputs) continue;
         const float *row = w + (size_t)src * n;
         const uint8_t *d = delays + (size_t)src * n;
+        int j = 0;
+#if defined(__AVX512F__)
+        const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+                                                15);
+        const __m512i vr = _mm512_set1_epi32(r), vh = _mm512_set1_epi32(h);
+        const __m512i vn = _mm512_set1_epi32(n);
+        for (; j + 16 <= n; j += 16) {
+            __m512i a = _mm512_add_epi32(
+                _mm512_cvtepu8_epi32(_mm_loadu_si128((const void *)(d + j))), vr);
+            a = _mm512_mask_sub_epi32(a, _mm512_cmpge_epi32_mask(a, vh), a, vh);
+            const __m512i off = _mm512_add_epi32(_mm512_mullo_epi32(a, vn),
+                                                 _mm512_add_epi32(_mm512_set1_epi32(j), lanes));
+            const __m512 sum = _mm512_add_ps(_mm512_i32gather_ps(off, ring, 4),
+                                             _mm512_loadu_ps(row + j));
+            _mm512_i32scatter_ps(ring, off, sum, 4);
+        }
+#else
+        (void)ring, (void)h;
+#endif
         float *const *from = at + r;
-        for (int j = 0; j < n; j++) {
+        for (; j < n; j++) {
             float *dst = from[d[j]];
             dst[j] = dst[j] + row[j];
         }
@@ -369,11 +392,11 @@ static void window_advance(uint64_t *mask, float *t_old, const int32_t *idx, int
 
 /* The depression of the input spikes of step e (`idx`), applied at step e + H - 1:
  * W[i, j] <- clip(W[i, j] - nu_pre * post1 at step e + d[i, j], 0, w_max) (p1at[a]: post1 of
- * the step that is a mod H), once per input however many times it spiked in the step (`done[i]`
- * = e once applied). */
+ * the step that is a mod H, rows of `p1hist`), once per input however many times it spiked in
+ * the step (`done[i]` = e once applied). With AVX-512, post1 of 16 synapses by one gather. */
 static void depress_delayed(float *w, const uint8_t *delays, float *const *p1at,
-                            const int32_t *idx, int width, int n_inputs, int n, int e, int h,
-                            float nu_pre, float w_max, int *done) {
+                            const float *p1hist, const int32_t *idx, int width, int n_inputs,
+                            int n, int e, int h, float nu_pre, float w_max, int *done) {
     float *const *from = p1at + e % h;
     for (int k = 0; k < width; k++) {
         const int src = idx[k];
@@ -381,7 +404,31 @@ static void depress_delayed(float *w, const uint8_t *delays, float *const *p1at,
         done[src] = e;
         float *row = w + (size_t)src * n;
         const uint8_t *d = delays + (size_t)src * n;
-        for (int j = 0; j < n; j++) {
+        int j = 0;
+#if defined(__AVX512F__)
+        const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+                                                15);
+        const __m512i vr = _mm512_set1_epi32(e % h), vh = _mm512_set1_epi32(h);
+        const __m512i vn = _mm512_set1_epi32(n);
+        const __m512 nu = _mm512_set1_ps(nu_pre), lo = _mm512_setzero_ps();
+        const __m512 hi = _mm512_set1_ps(w_max);
+        for (; j + 16 <= n; j += 16) {
+            __m512i a = _mm512_add_epi32(
+                _mm512_cvtepu8_epi32(_mm_loadu_si128((const void *)(d + j))), vr);
+            a = _mm512_mask_sub_epi32(a, _mm512_cmpge_epi32_mask(a, vh), a, vh);
+            const __m512i off = _mm512_add_epi32(_mm512_mullo_epi32(a, vn),
+                                                 _mm512_add_epi32(_mm512_set1_epi32(j), lanes));
+            const __m512 p1 = _mm512_i32gather_ps(off, p1hist, 4);
+            const __m512 x = _mm512_sub_ps(_mm512_loadu_ps(row + j), _mm512_mul_ps(nu, p1));
+            /* x < 0 -> 0, x > w_max -> w_max, as the scalar line below (NaN passes through) */
+            __m512 y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), x, lo);
+            y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ), y, hi);
+            _mm512_storeu_ps(row + j, y);
+        }
+#else
+        (void)p1hist;
+#endif
+        for (; j < n; j++) {
             const float x = row[j] - nu_pre * from[d[j]][j];
             row[j] = x < 0.0f ? 0.0f : (x > w_max ? w_max : x);
         }
@@ -503,7 +550,7 @@ static int present(const int32_t *slots, int shown, int steps, int width, int n_
         const int r = delays ? t % h : 0;
         float *in = drive;
         if (delays) {
-            ring_add(at, w, delays, idx, in_width, p_rows, n, r);
+            ring_add(at, ring, w, delays, idx, in_width, p_rows, n, r, h);
             in = at[r]; /* what arrives at this step */
         } else {
             sum_rows(drive, w, idx, in_width, p_rows, n);
@@ -547,8 +594,8 @@ static int present(const int32_t *slots, int shown, int steps, int width, int n_
             window_advance(mask, last_pre, idx, in_width, p_rows, t, h, dt);
             const int e = t - (h - 1);
             if (e >= 0 && e < shown)
-                depress_delayed(w, delays, p1at, slots + (size_t)e * width, width, p_rows, n, e,
-                                h, nu_pre, w_max, done);
+                depress_delayed(w, delays, p1at, p1hist, slots + (size_t)e * width, width,
+                                p_rows, n, e, h, nu_pre, w_max, done);
         } else {
             for (int k = 0; k < in_width; k++) {
                 int src = idx[k];
@@ -643,7 +690,7 @@ static int respond(const int32_t *slots, int n_digits, int steps, int width, int
             float *in = drive;
             if (delays) {
                 const int r = t % h;
-                ring_add(at, w, delays, idx, width, n_inputs, n, r);
+                ring_add(at, ring, w, delays, idx, width, n_inputs, n, r, h);
                 in = at[r];
             } else {
                 sum_rows(drive, w, idx, width, n_inputs, n);
