@@ -328,6 +328,20 @@ static void inhibit(const float *inh_c, Layer *inh, Layer *exc, const int *activ
     }
 }
 
+#if defined(__AVX512F__)
+/* The places of synapses j .. j + 15 in an [H, N] ring whose rows are steps mod H, for the step
+ * r + d (r = the current row): ((r + d[j]) mod H) N + j. */
+static inline __m512i ring_offsets(const uint8_t *d, int j, int r, int h, int n) {
+    const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i vh = _mm512_set1_epi32(h);
+    __m512i a = _mm512_add_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const void *)(d + j))),
+                                 _mm512_set1_epi32(r));
+    a = _mm512_mask_sub_epi32(a, _mm512_cmpge_epi32_mask(a, vh), a, vh);
+    return _mm512_add_epi32(_mm512_mullo_epi32(a, _mm512_set1_epi32(n)),
+                            _mm512_add_epi32(_mm512_set1_epi32(j), lanes));
+}
+#endif
+
 /* Input delays (see the file's comment). `ring` [H, N]: the drive arriving at each of the next H
  * steps, row (t mod H) for step t; `at[a]` points at row (a mod H), a < 2 H (no division in the
  * loop). Adds the W rows of step t's input spikes `idx` (r = t mod H), each weight into the row
@@ -342,16 +356,8 @@ static void ring_add(float *const *at, float *ring, const float *w, const uint8_
         const uint8_t *d = delays + (size_t)src * n;
         int j = 0;
 #if defined(__AVX512F__)
-        const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
-                                                15);
-        const __m512i vr = _mm512_set1_epi32(r), vh = _mm512_set1_epi32(h);
-        const __m512i vn = _mm512_set1_epi32(n);
         for (; j + 16 <= n; j += 16) {
-            __m512i a = _mm512_add_epi32(
-                _mm512_cvtepu8_epi32(_mm_loadu_si128((const void *)(d + j))), vr);
-            a = _mm512_mask_sub_epi32(a, _mm512_cmpge_epi32_mask(a, vh), a, vh);
-            const __m512i off = _mm512_add_epi32(_mm512_mullo_epi32(a, vn),
-                                                 _mm512_add_epi32(_mm512_set1_epi32(j), lanes));
+            const __m512i off = ring_offsets(d, j, r, h, n);
             const __m512 sum = _mm512_add_ps(_mm512_i32gather_ps(off, ring, 4),
                                              _mm512_loadu_ps(row + j));
             _mm512_i32scatter_ps(ring, off, sum, 4);
@@ -406,18 +412,10 @@ static void depress_delayed(float *w, const uint8_t *delays, float *const *p1at,
         const uint8_t *d = delays + (size_t)src * n;
         int j = 0;
 #if defined(__AVX512F__)
-        const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
-                                                15);
-        const __m512i vr = _mm512_set1_epi32(e % h), vh = _mm512_set1_epi32(h);
-        const __m512i vn = _mm512_set1_epi32(n);
         const __m512 nu = _mm512_set1_ps(nu_pre), lo = _mm512_setzero_ps();
         const __m512 hi = _mm512_set1_ps(w_max);
         for (; j + 16 <= n; j += 16) {
-            __m512i a = _mm512_add_epi32(
-                _mm512_cvtepu8_epi32(_mm_loadu_si128((const void *)(d + j))), vr);
-            a = _mm512_mask_sub_epi32(a, _mm512_cmpge_epi32_mask(a, vh), a, vh);
-            const __m512i off = _mm512_add_epi32(_mm512_mullo_epi32(a, vn),
-                                                 _mm512_add_epi32(_mm512_set1_epi32(j), lanes));
+            const __m512i off = ring_offsets(d, j, e % h, h, n);
             const __m512 p1 = _mm512_i32gather_ps(off, p1hist, 4);
             const __m512 x = _mm512_sub_ps(_mm512_loadu_ps(row + j), _mm512_mul_ps(nu, p1));
             /* x < 0 -> 0, x > w_max -> w_max, as the scalar line below (NaN passes through) */
