@@ -336,6 +336,12 @@ class ExperimentConfig:
                     f"{enc.patch_stride_px}) to give each its own group"
                 )
 
+    def input_delay_steps(self) -> int:
+        """``H``: the number of distinct input delays in steps,
+        ``ceil(network.input_delay_max_ms / encoding.dt_ms)`` (0 when there are no delays)."""
+        d = self.network.input_delay_max_ms
+        return int(math.ceil(d / self.encoding.dt_ms - 1e-9)) if d > 0 else 0
+
     def native_problem(self, learning: bool = True) -> str | None:
         """Why the native engine (:mod:`stdp_pipeline.sim.native`) cannot run this config with
         learning on (``learning``) or off, or None when it can: it runs conductance neurons on
@@ -346,10 +352,10 @@ class ExperimentConfig:
             return (
                 f"encoding.patch_size_px = {self.encoding.patch_size_px} (it runs whole digits, 28)"
             )
-        delay, dt = self.network.input_delay_max_ms, self.encoding.dt_ms
-        if delay > 0 and math.ceil(delay / dt - 1e-9) > 64:
+        h, dt = self.input_delay_steps(), self.encoding.dt_ms
+        if h > 64:
             return (
-                f"network.input_delay_max_ms = {delay} ({math.ceil(delay / dt - 1e-9)} steps of "
+                f"network.input_delay_max_ms = {self.network.input_delay_max_ms} ({h} steps of "
                 f"{dt} ms; it runs delays up to 64 steps, {64 * dt:g} ms)"
             )
         if not learning:

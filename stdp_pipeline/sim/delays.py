@@ -41,9 +41,9 @@ if TYPE_CHECKING:
 
 
 def delay_steps(config: ExperimentConfig) -> int:
-    """``H``: the number of distinct delays in steps (0 when there are no delays)."""
-    d = config.network.input_delay_max_ms
-    return int(math.ceil(d / config.encoding.dt_ms - 1e-9)) if d > 0 else 0
+    """``H``: the number of distinct delays in steps (0 when there are no delays; the config's
+    :meth:`~stdp_pipeline.io.config.ExperimentConfig.input_delay_steps`)."""
+    return config.input_delay_steps()
 
 
 def check(config: ExperimentConfig, patched: bool) -> None:
@@ -111,13 +111,12 @@ def present_learning(
     enc, lc = cfg.encoding, cfg.learning
     dt, shown = enc.dt_ms, enc.steps
     h = net.delay_h
-    after = max(h - 1, net.rest_steps)
+    after = net.after_steps
     steps = shown + after
     pix, n = net.n_inputs, net.n
     rp = net.rule_params
     delays = net.delays
-    rest_ms = 0.0 if net.rest_steps else max(enc.rest_ms - (h - 1) * dt, 0.0)
-    adapt = net.neuron.adaptation(net.exc_params, dt, steps, rest_ms)
+    adapt = net.neuron.adaptation(net.exc_params, dt, steps, net.rest_left_ms)
     theta0 = tf.reshape(theta, [1, -1])  # [1, N]
     slots = tf.concat([slots, tf.fill([after, tf.shape(slots)[1]], pix)], 0)
     decay1 = math.exp(-dt / rp.tau_post1_ms)

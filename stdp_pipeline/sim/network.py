@@ -102,6 +102,14 @@ class SpikingNetwork(tf.Module):
         #: Steps of the rest simulated after each learning presentation (``encoding.rest =
         #: "simulate"``), else 0.
         self.rest_steps = int(round(enc.rest_ms / enc.dt_ms)) if enc.rest == "simulate" else 0
+        #: Input-free steps a learning presentation runs after the shown ones: the simulated
+        #: rest, and with input delays at least ``delay_h - 1``, so that every delayed spike
+        #: arrives and every depression is applied.
+        self.after_steps = max(self.delay_h - 1, self.rest_steps)
+        #: The rest (ms) not simulated as steps, over which theta decays by one factor.
+        self.rest_left_ms = (
+            0.0 if self.rest_steps else max(enc.rest_ms - self.after_steps * enc.dt_ms, 0.0)
+        )
         #: Per-sample state carried from one learning presentation to the next (``encoding.rest
         #: = "simulate"``): ``(layers, rule state)`` as variables; None when every presentation
         #: starts from rest. Not learned state: never saved with the weights.

@@ -177,14 +177,12 @@ class Engine:
         self.delays = None
         if self.h:
             self.delays = np.ascontiguousarray(net.delays.numpy()[:-1], np.uint8)
-        after = max(self.h - 1, net.rest_steps)  # every delayed spike arrives
         #: steps of a learning presentation: the shown ones, then a simulated rest's (and with
         #: delays at least ``h - 1``)
-        self.steps = enc.steps + after
+        self.steps = enc.steps + net.after_steps
         if learning:
             pe, rp = net.exc_params, net.rule_params
-            # the rest not simulated as steps (a simulated rest is in the steps)
-            rest_ms = 0.0 if net.rest_steps else max(enc.rest_ms - (after * dt), 0.0)
+            rest_ms = net.rest_left_ms  # the rest not simulated as steps
             adapt = net.neuron.adaptation(pe, dt, self.steps, rest_ms)
             exact = isinstance(adapt, conductance._Exact)  # else _Stepwise
             span = self.steps * dt + rest_ms

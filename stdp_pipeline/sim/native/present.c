@@ -373,6 +373,20 @@ static void ring_add(float *const *at, float *ring, const float *w, const uint8_
     }
 }
 
+/* The drive that arrives at step t: the sum of the step's input rows (into `drive`), or with
+ * delays the ring's row of step t once the step's rows have joined the ring (the caller clears
+ * that row after the step). */
+static float *step_drive(float *drive, float *const *at, float *ring, const float *w,
+                         const uint8_t *delays, const int32_t *idx, int width, int n_inputs,
+                         int n, int t, int h) {
+    if (!delays) {
+        sum_rows(drive, w, idx, width, n_inputs, n);
+        return drive;
+    }
+    ring_add(at, ring, w, delays, idx, width, n_inputs, n, t % h, h);
+    return at[t % h];
+}
+
 /* at[a] = base + (a mod h) n for a < 2 h */
 static void ring_rows(float **at, float *base, int h, int n) {
     for (int a = 0; a < 2 * h; a++) at[a] = base + (size_t)(a % h) * n;
@@ -546,13 +560,7 @@ static int present(const int32_t *slots, int shown, int steps, int width, int n_
         const int in_width = t < shown ? width : 0; /* the rest: no input */
         const float now = (float)t * dt;
         const int r = delays ? t % h : 0;
-        float *in = drive;
-        if (delays) {
-            ring_add(at, ring, w, delays, idx, in_width, p_rows, n, r, h);
-            in = at[r]; /* what arrives at this step */
-        } else {
-            sum_rows(drive, w, idx, in_width, p_rows, n);
-        }
+        float *in = step_drive(drive, at, ring, w, delays, idx, in_width, p_rows, n, t, h);
         if (exact) {
             const float decay = exp_f(-(float)t * theta_rate);
             for (int j = 0; j < n; j++) thr[j] = base + decay * (theta0[j] + acc[j]);
@@ -685,14 +693,7 @@ static int respond(const int32_t *slots, int n_digits, int steps, int width, int
         if (delays) memset(ring, 0, sizeof(float) * (size_t)h * n);
         for (int t = 0; t < steps; t++) {
             const int32_t *idx = slots + ((size_t)b * steps + t) * width;
-            float *in = drive;
-            if (delays) {
-                const int r = t % h;
-                ring_add(at, ring, w, delays, idx, width, n_inputs, n, r, h);
-                in = at[r];
-            } else {
-                sum_rows(drive, w, idx, width, n_inputs, n);
-            }
+            float *in = step_drive(drive, at, ring, w, delays, idx, width, n_inputs, n, t, h);
             const int n_fired = layer_step(exc_c, &exc, in, thr, dt, s_e, n);
             if (delays) memset(in, 0, sizeof(float) * n);
             int n_new = 0;
