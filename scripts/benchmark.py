@@ -120,7 +120,6 @@ def bench(
     infer_s = time.perf_counter() - t0
     # Where inference time goes, one batch on one thread: spikes + currents, then dynamics
     # (TensorFlow's engine; the native engine draws slots and simulates digits one by one).
-    b = inference_batch_size(net)
     responder = net.native_responder()
     if responder is None:
         batch = (tf.constant(images[:b]), tf.range(b), tf.constant(0), "evaluate")
@@ -153,7 +152,7 @@ def bench(
         "infer: dynamics ms/digit": round(dynamics_ms, 2),
         "compile s": round(compile_s, 1),
         "peak RSS MiB": round(peak_rss_mib()),
-        "inference batch": inference_batch_size(net),
+        "inference batch": b,
     }
 
 
