@@ -71,7 +71,7 @@ def present(
     rows_p1 = tf.range(p + 1)
     wgroup = net._wgroup
     theta0 = tf.reshape(theta.read_value(), [b, gw_n, ng])
-    rest_ms = 0.0 if net.rest_steps else enc.rest_ms  # a simulated rest is in ``steps``
+    rest_ms = net.rest_left_ms  # the rest not in ``steps`` (no delays here: it is all or none)
     adapt = net.neuron.adaptation(net.exc_params, dt, steps, rest_ms)
     if net.rest_steps:
         pad = tf.fill([b, net.rest_steps, tf.shape(slots)[2]], pix)

@@ -54,7 +54,6 @@ from stdp_pipeline._tf import tf
 from stdp_pipeline.errors import PipelineError
 from stdp_pipeline.sim.codes import base as codes
 from stdp_pipeline.sim.codes import poisson
-from stdp_pipeline.sim.neurons import conductance
 
 SOURCES = (Path(__file__).with_name("present.c"), Path(__file__).with_name("draw.c"))
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared")
@@ -184,7 +183,7 @@ class Engine:
             pe, rp = net.exc_params, net.rule_params
             rest_ms = net.rest_left_ms  # the rest not simulated as steps
             adapt = net.neuron.adaptation(pe, dt, self.steps, rest_ms)
-            exact = isinstance(adapt, conductance._Exact)  # else _Stepwise
+            exact = adapt.exact  # theta in the exact form, else stepwise
             span = self.steps * dt + rest_ms
             if exact:
                 end = math.exp(-span / pe.tau_theta_ms)

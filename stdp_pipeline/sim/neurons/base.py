@@ -52,7 +52,13 @@ class Adaptation(Protocol):
     theta in whatever form is exact in float32 (Diehl & Cook's conductance neuron carries scaled
     spike increments, see :mod:`.conductance`). ``theta0`` is theta at the start of the
     presentation, ``t`` the step (int32 tensor), ``spikes`` the excitatory spikes of step ``t``
-    summed per weight group."""
+    summed per weight group.
+
+    ``exact``: True when the carry is the scaled increments of :class:`.conductance._Exact`
+    (theta = exp(-t dt / tau_theta) (theta0 + carry)), False when it is theta itself, stepped;
+    the native engine runs either form from this flag."""
+
+    exact: bool
 
     def start(self, theta0: Any) -> Any:
         """The carry at step 0."""

@@ -263,6 +263,9 @@ class _Exact:
     exact in real arithmetic and accurate to an ulp in float32 at any tau. The carry is
     ``acc``."""
 
+    #: theta = factor * (theta0 + acc): the native engine runs this form (else the stepwise one)
+    exact = True
+
     def __init__(self, p: Params, dt_ms: float, steps: int, rest_ms: float) -> None:
         self.p, self.dt, self.steps, self.rest = p, dt_ms, steps, rest_ms
 
@@ -284,6 +287,8 @@ class _Exact:
 class _Stepwise:
     """Theta itself carried, decayed and raised step by step (short tau_theta, where the
     growth factor of :class:`_Exact` would overflow)."""
+
+    exact = False
 
     def __init__(self, p: Params, dt_ms: float, rest_ms: float) -> None:
         self.p, self.dt, self.rest = p, dt_ms, rest_ms

@@ -146,6 +146,8 @@ def theta_init(p: Params) -> float:
 class _Stepwise:
     """``thr <- thr - alpha thr + beta S`` each step; no change over the rest between digits."""
 
+    exact = False
+
     def __init__(self, p: Params) -> None:
         self.p = p
 
