@@ -2,7 +2,10 @@
 """Speed and memory of the simulation: training and inference digits/s at several network sizes.
 
 Uses the Diehl & Cook preset (0.5 ms steps, 350 ms presentations, trace STDP) on real MNIST
-digits; compilation is done before timing. Prints one table (pandas) with the machine it ran on.
+digits, without input delays (the model the speed targets were set on; ``diehl-cook-400`` has
+them since the fidelity ablation: ``--set network.input_delay_max_ms=10`` times them), on the
+engine ``--engine`` names; compilation is done before timing. Prints one table (pandas) with
+the machine it ran on.
 
     python scripts/benchmark.py                       # 100, 400 and 1600 neurons
     python scripts/benchmark.py --sizes 400 --train-digits 1000 --infer-digits 4000
@@ -53,6 +56,9 @@ from stdp_pipeline.sim.network import SLOT_WIDTHS, SpikingNetwork
 from stdp_pipeline.sim.present import inference_batch_size, respond, train_chunk, train_chunks
 from stdp_pipeline.sim.stack import NetworkStack, train_stack_chunks
 
+#: input delays off: the model of the speed targets (README "Speed")
+NO_DELAYS = "network.input_delay_max_ms=0"
+
 
 def cpu_model() -> str:
     """The processor's model name (Linux), else what the platform module says."""
@@ -73,7 +79,12 @@ def peak_rss_mib() -> float:
 
 def bench_config(n: int, engine: str = "xla", own_preset: bool = False, sets: tuple = ()):
     """The benchmark's config for ``n`` neurons (``sets``: more ``KEY=VALUE`` overrides)."""
-    engines = [f"train.engine={engine}", f"evaluate.engine={engine}", *sets]
+    engines = [
+        f"train.engine={engine}",
+        f"evaluate.engine={engine}",
+        NO_DELAYS,
+        *sets,
+    ]
     if own_preset:
         return load_config(f"diehl-cook-{n}", engines)
     return load_config("diehl-cook-400", [f"network.n_excitatory={n}", *engines])
@@ -161,7 +172,9 @@ def bench_stack(
 ) -> dict:
     """``b`` networks of ``n`` neurons (seeds 0 .. b-1) learning as one stack, timed as
     :func:`bench` times one network (the same digits, chunks and warm-up)."""
-    cfg = load_config("diehl-cook-400", [f"network.n_excitatory={n}"])
+    cfg = load_config(
+        "diehl-cook-400", [f"network.n_excitatory={n}", NO_DELAYS, "train.engine=xla"]
+    )
     nets = [SpikingNetwork(cfg.replace(seed=s)) for s in range(b)]
     stack = NetworkStack(nets)
     steps = cfg.encoding.steps

@@ -351,7 +351,7 @@ def test_inference_batch_size_caps():
     from stdp_pipeline.sim.present import BATCH_NEURONS, inference_batch_size
 
     def size(n, *more):
-        cfg = load_config("diehl-cook-400", [f"network.n_excitatory={n}", *more])
+        cfg = load_config("diehl-cook-100", [f"network.n_excitatory={n}", *more])
         return inference_batch_size(SpikingNetwork(cfg))
 
     assert BATCH_NEURONS == 8192
