@@ -46,6 +46,8 @@ def test_presets_hold_the_papers_values():
     assert (c.network.input_delay_max_ms, c.train.epochs) == (10.0, 3)
     assert (c.train.engine, c.evaluate.engine) == ("native", "native")
     assert load_config("diehl-cook-100").network.input_delay_max_ms == 0
+    big = load_config("diehl-cook-1600")  # the same at 1600 neurons (README "Fidelity")
+    assert (big.network.input_delay_max_ms, big.train.epochs, big.train.engine) == (10, 3, "native")
 
     assert (c.poisson.rate_max_hz, c.encoding.dt_ms, c.encoding.steps) == (63.75, 0.5, 700)
     assert (c.encoding.code, c.network.neuron, c.learning.rule) == (

@@ -314,6 +314,9 @@ def test_diehl_cook_1600_healthy_with_the_exponential_membrane_only(tmp_path, mn
         "--set", "train.epochs=1",
         "--set", f"excitatory.membrane={membrane}",
         "--set", f"inhibitory.membrane={membrane}",
+        # the preset as measured here, before its input delays and native engine
+        "--set", "network.input_delay_max_ms=0",
+        "--set", "train.engine=xla", "--set", "evaluate.engine=xla",
     ]  # fmt: skip
     enc = _invoke(
         "encode", str(run), "--config", "diehl-cook-1600", "--data-dir", str(mnist_dir), *args

@@ -137,7 +137,10 @@ def test_notes_name_each_switch_of_the_authors_code(tmp_path):
     ]
     assert fidelity_notes(load_config("diehl-cook-400").to_dict()) == ["input delays 0-10 ms"]
     assert fidelity_notes(load_config("diehl-cook-100").to_dict()) == []
-    assert fidelity_notes(load_config("diehl-cook-1600").to_dict()) == ["exponential membrane"]
+    assert fidelity_notes(load_config("diehl-cook-1600").to_dict()) == [
+        "exponential membrane",
+        "input delays 0-10 ms",
+    ]
     one = load_config(
         "diehl-cook-100", ["excitatory.refractory_v=integrate", "excitatory.spike_block_ms=20"]
     ).to_dict()
