@@ -40,12 +40,6 @@ if TYPE_CHECKING:
     from stdp_pipeline.sim.network import SpikingNetwork
 
 
-def delay_steps(config: ExperimentConfig) -> int:
-    """``H``: the number of distinct delays in steps (0 when there are no delays; the config's
-    :meth:`~stdp_pipeline.io.config.ExperimentConfig.input_delay_steps`)."""
-    return config.input_delay_steps()
-
-
 def check(config: ExperimentConfig, patched: bool) -> None:
     """Delays need whole digits and trace STDP (one-line error otherwise)."""
     d = config.network.input_delay_max_ms
@@ -71,7 +65,7 @@ def check(config: ExperimentConfig, patched: bool) -> None:
 def draw(config: ExperimentConfig, n_inputs: int, n: int) -> tf.Tensor:
     """Delays in steps ``[n_inputs + 1, n]`` int32, ``floor(U * H)`` with ``U`` uniform from the
     seed (the padding row, last, has delay 0)."""
-    h = delay_steps(config)
+    h = config.input_delay_steps()
     u = tf.random.stateless_uniform([n_inputs, n], seed=[config.seed, 7920])
     d = tf.minimum(tf.cast(tf.floor(u * h), tf.int32), h - 1)
     return tf.concat([d, tf.zeros([1, n], tf.int32)], axis=0)

@@ -96,7 +96,7 @@ class SpikingNetwork(tf.Module):
         delay_mod.check(config, lay.patched)
         #: Input delays (``network.input_delay_max_ms``): ``delay_h`` distinct delays in steps
         #: (0 = none) and ``delays`` ``[n_inputs + 1, N]`` int32 per synapse, from the seed.
-        self.delay_h = delay_mod.delay_steps(config)
+        self.delay_h = config.input_delay_steps()
         self.delays = delay_mod.draw(config, n_inputs, self.n) if self.delay_h else None
         enc = config.encoding
         #: Steps of the rest simulated after each learning presentation (``encoding.rest =

@@ -76,7 +76,7 @@ def reference(cfg, w0, theta0, presentations, delays=None):
     d = np.zeros((P, n), np.int64) if delays is None else delays
     h = int(d.max()) + 1 if delays is not None else 1
     if delays is not None:
-        h = delay_mod.delay_steps(cfg)
+        h = cfg.input_delay_steps()
     simulate = enc.rest == "simulate"
     rest_steps = int(round(enc.rest_ms / dt)) if simulate else 0
     after = max(h - 1, rest_steps)
@@ -378,7 +378,7 @@ def test_native_delays_with_simulated_rest_equal_reference(digits):
 
 def test_input_delays_drawn_from_the_seed():
     cfg = _config("network.input_delay_max_ms=10")
-    assert delay_mod.delay_steps(cfg) == 20
+    assert cfg.input_delay_steps() == 20
     d = delay_mod.draw(cfg, P, N).numpy()
     assert d.shape == (P + 1, N) and (d[-1] == 0).all()
     assert d.min() == 0 and d.max() == 19
