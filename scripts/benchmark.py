@@ -53,7 +53,13 @@ from stdp_pipeline.errors import PipelineError
 from stdp_pipeline.io import data
 from stdp_pipeline.io.config import load_config
 from stdp_pipeline.sim.network import SLOT_WIDTHS, SpikingNetwork
-from stdp_pipeline.sim.present import inference_batch_size, respond, train_chunk, train_chunks
+from stdp_pipeline.sim.present import (
+    chunk_inputs,
+    inference_batch_size,
+    respond,
+    train_chunk,
+    train_chunks,
+)
 from stdp_pipeline.sim.stack import NetworkStack, train_stack_chunks
 
 #: input delays off: the model of the speed targets (README "Speed")
@@ -103,17 +109,22 @@ def bench(
         for width in SLOT_WIDTHS:
             net.learning_program(width)(tf.fill([cfg.encoding.steps, width], net.n_inputs))
     # a whole inference batch and a smaller one: the input code's tables are traced for both
-    # shapes (then for any), as the first batches of an assign or evaluate trace them
+    # shapes (then for any), as the first batches of an assign or evaluate trace them; traced
+    # for the stage timed below ("evaluate": the stage is part of the trace's key)
     b = inference_batch_size(net)
-    respond(net, images[:b], np.arange(b), "assign")
-    respond(net, images[:8], np.arange(8), "assign")
+    respond(net, images[:b], np.arange(b), "evaluate")
+    respond(net, images[:8], np.arange(8), "evaluate")
+    # the training stage's input draw, traced for a whole chunk and a smaller one (a run traces
+    # it once, at its first chunks; untimed here as the compiled programs are)
+    size = cfg.train.chunk_digits
+    for k in (min(size, train_digits), 8):
+        chunk_inputs(net, images[:k], np.arange(k))
     compile_s = time.perf_counter() - t0
     net.set_state({"weights": np.asarray(net.weights.numpy()), "theta": net.theta.numpy() * 0 + 20})
     if warmup_digits:  # untimed: the timed digits come after these
         train_chunk(net, images[-warmup_digits:], np.arange(warmup_digits))
     # Timed as the train stage learns: chunks of train.chunk_digits, the next chunk's input spikes
     # drawn on a second thread meanwhile.
-    size = cfg.train.chunk_digits
     chunks = [(0, slice(lo, min(lo + size, train_digits))) for lo in range(0, train_digits, size)]
     t0 = time.perf_counter()
     parts = list(train_chunks(net, images, np.arange(len(images)), chunks))
