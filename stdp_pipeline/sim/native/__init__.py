@@ -23,13 +23,14 @@ neuron fires, so only the neurons that have fired are stepped.
 float32 multiply. Other input codes are drawn by TensorFlow.
 
 Both files are compiled once per process with the system's C compiler (``$CC``, else ``cc``;
-``-O3 -march=native -ffp-contract=off``: vector code for this CPU, in 512-bit registers where
-it has them, no fused multiply-adds, so each operation rounds as TensorFlow's does) into a
-temporary folder and loaded with ctypes; calls release the GIL. exp and expm1 are the file's own (within 2 ulp), not XLA's, and the column sums
-of the weight normalisation run in another order: learned weights differ from the TensorFlow
-engine's in the last bits, and as training goes on a spike may move, so a run's accuracy differs
-as another seed's would (tests bound the difference; a 2,000-digit run measured in README
-"Speed"). Inference with forward Euler is the same arithmetic as TensorFlow's.
+``-O3 -march=native -ffp-contract=off``: vector code for this CPU, in 512-bit registers where it
+has them, no fused multiply-adds, so each operation rounds as TensorFlow's does) into a temporary
+folder and loaded with ctypes; calls release the GIL. exp and expm1 are the file's own (within 2
+ulp), not XLA's, and the column sums of the weight normalisation run in another order: learned
+weights differ from the TensorFlow engine's in the last bits, and as training goes on a spike may
+move, so a run's accuracy differs as another seed's would (tests bound the difference; a
+2,000-digit run measured in README "Speed"). Inference with forward Euler is the same arithmetic
+as TensorFlow's.
 
 :class:`Engine` keeps the weights and thresholds as numpy arrays while a chunk of digits
 learns: :meth:`Engine.pull` copies them from the network's variables, :meth:`Engine.present`
