@@ -112,6 +112,36 @@ def test_native_training_follows_the_tensorflow_engine(digits, variant):
             np.testing.assert_allclose(n, x, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("delays", ["0", "10"])
+def test_depression_of_few_active_neurons_clips_rows_out_of_range(digits, delays):
+    """While few neurons have fired in a presentation, the C engine depresses only their weights
+    (the others' post1 is 0: W - nu_pre * 0 is W); a row that holds a weight above w_max (loaded
+    so, no normalisation) is still clipped whole at its input's first spike, as by TensorFlow:
+    the same spikes, the same weights to float32 rounding, with and without input delays."""
+    overrides = [
+        "encoding.presentation_ms=150", "network.n_excitatory=40", "learning.weight_sum=0",
+        "trace_stdp.nu_pre=0.01", f"network.input_delay_max_ms={delays}",
+    ]  # fmt: skip
+    xla, nat = _pair(*overrides)
+    rng = np.random.default_rng(11)
+    w = rng.uniform(0.0, 0.3, (P, 40)).astype(np.float32)
+    bright = np.flatnonzero(digits[0] > 200)  # pixels that spike in the first digit
+    w[bright[:5], :7] = 1.5  # over w_max = 1 in five rows
+    state = {"weights": w, "theta": np.full(40, 15.0, np.float32)}
+    for net in (xla, nat):
+        net.set_state(state)
+    a = train_chunk(xla, digits[:4], np.arange(4))
+    b = train_chunk(nat, digits[:4], np.arange(4))
+    np.testing.assert_array_equal(a.neuron_spikes, b.neuron_spikes)
+    # a digit where fewer than 10 of the 40 neurons fired: the short path all through it
+    assert 0 < (a.neuron_spikes > 0).sum(axis=1).min() < 10
+    w_x, w_n = xla.weights.numpy(), nat.weights.numpy()
+    assert np.abs(w_x - w_n).max() < 1e-6
+    over = w_n[bright[:5], :7]  # clipped to w_max at their first spike, then depressed a little
+    assert w_n.max() <= 1.0 and over.min() > 0.9
+    assert np.abs(w_n - w)[:, 7:].max() > 1e-4  # depression moved other weights too
+
+
 def test_an_input_spiking_twice_in_a_step_is_depressed_once(digits):
     """Slots with one pixel twice in a step: its row takes the step's drive twice and the
     depression once, on both engines."""

@@ -12,10 +12,12 @@ learning by trace STDP (``learning.rule = "trace"``), each presentation from res
 input; the state pulled and pushed with the weights). Inference (``stdp_respond``, learning
 off) runs digits one after another, a batch per thread, for any learning rule.
 :func:`unsupported` names what stands in the way of another configuration, which keeps
-``"xla"``. Two shortcuts, both
+``"xla"``. Three shortcuts, all
 exact, for presentations from rest: an inhibitory neuron whose partner has not fired in the
-presentation is at rest and its step changes nothing, and a postsynaptic trace is 0 until its
-neuron fires, so only the neurons that have fired are stepped.
+presentation is at rest and its step changes nothing; a postsynaptic trace is 0 until its neuron
+fires, so only the neurons that have fired are stepped; and while they are under a quarter of the
+layer, an input spike's depression touches only their weights (``W - nu_pre * 0`` is ``W``; a row
+that may hold a weight outside ``[0, w_max]`` is clipped whole first).
 
 ``draw.c`` draws the Poisson code's input spikes, bit for bit those of
 :func:`stdp_pipeline.sim.codes.poisson.events`, from the tables TensorFlow computes

@@ -410,13 +410,39 @@ static void window_advance(uint64_t *mask, float *t_old, const int32_t *idx, int
     }
 }
 
+/* Depression touches only the neurons that have fired in the presentation, when they are few:
+ * the others' post1 is 0 (a presentation from rest), and W - nu_pre * 0, clipped to [0, w_max],
+ * leaves a weight in that range as it is (bit for bit). `over[i]` marks the rows that may hold a
+ * weight outside it (after the normalisation, or as loaded), which are depressed whole once
+ * (clipped: potentiation and depression keep them in range after that). */
+typedef struct {
+    const int *active; /* the neurons that have fired, n_active of them */
+    int n_active, n;
+    char *over;        /* [n_inputs] */
+} Sparse;
+
+static inline int sparse_row(const Sparse *sp, int i) {
+    return sp->n_active * 4 < sp->n && !sp->over[i];
+}
+
+/* over[i] = 1 where row i of W [P, N] holds a weight outside [0, w_max] (or NaN). */
+static void mark_over(char *over, const float *w, int p_rows, int n, float w_max) {
+    for (int i = 0; i < p_rows; i++) {
+        const float *row = w + (size_t)i * n;
+        int good = 0; /* an integer count, no branch: the loop vectorises */
+        for (int j = 0; j < n; j++) good += (row[j] >= 0.0f) & (row[j] <= w_max);
+        over[i] = good != n;
+    }
+}
+
 /* The depression of the input spikes of step e (`idx`), applied at step e + H - 1:
  * W[i, j] <- clip(W[i, j] - nu_pre * post1 at step e + d[i, j], 0, w_max) (p1at[a]: post1 of
  * the step that is a mod H, rows of `p1hist`), once per input however many times it spiked in
  * the step (`done[i]` = e once applied). With AVX-512, post1 of 16 synapses by one gather. */
 static void depress_delayed(float *w, const uint8_t *delays, float *const *p1at,
                             const float *p1hist, const int32_t *idx, int width, int n_inputs,
-                            int n, int e, int h, float nu_pre, float w_max, int *done) {
+                            int n, int e, int h, float nu_pre, float w_max, int *done,
+                            const Sparse *sp) {
     float *const *from = p1at + e % h;
     for (int k = 0; k < width; k++) {
         const int src = idx[k];
@@ -424,6 +450,15 @@ static void depress_delayed(float *w, const uint8_t *delays, float *const *p1at,
         done[src] = e;
         float *row = w + (size_t)src * n;
         const uint8_t *d = delays + (size_t)src * n;
+        if (sparse_row(sp, src)) { /* post1 is 0 at every step for the neurons not listed */
+            for (int a = 0; a < sp->n_active; a++) {
+                const int j = sp->active[a];
+                const float x = row[j] - nu_pre * from[d[j]][j];
+                row[j] = x < 0.0f ? 0.0f : (x > w_max ? w_max : x);
+            }
+            continue;
+        }
+        sp->over[src] = 0; /* clipped below */
         int j = 0;
 #if defined(__AVX512F__)
         const __m512 nu = _mm512_set1_ps(nu_pre), lo = _mm512_setzero_ps();
@@ -504,6 +539,11 @@ static int present(const int32_t *slots, int shown, int steps, int width, int n_
         return -1;
     }
     int *fired = active + n;
+    char *over = (char *)malloc((size_t)p_rows);
+    if (!over) {
+        free(buf), free(active), free(is_active);
+        return -1;
+    }
     /* input delays: the drive ring and post1's [H, N], the input spike window and the step each
      * input was last depressed [n_inputs] (the last spike times before the window: last_pre) */
     float *ring = NULL, *p1hist = NULL, *at[128], *p1at[128];
@@ -514,7 +554,8 @@ static int present(const int32_t *slots, int shown, int steps, int width, int n_
         mask = (uint64_t *)calloc((size_t)p_rows, sizeof(uint64_t));
         done = (int *)malloc(sizeof(int) * (size_t)p_rows);
         if (!ring || !mask || !done) {
-            free(buf), free(active), free(is_active), free(ring), free(mask), free(done);
+            free(buf), free(active), free(is_active), free(over), free(ring), free(mask);
+            free(done);
             return -1;
         }
         p1hist = ring + (size_t)h * n;
@@ -534,11 +575,20 @@ static int present(const int32_t *slots, int shown, int steps, int width, int n_
         }
         for (int j = 0; j < n; j++)
             colsum[j] = cc[C_WEIGHT_SUM] / (colsum[j] > 1e-12f ? colsum[j] : 1e-12f);
-        for (int i = 0; i < p_rows; i++) {
+        for (int i = 0; i < p_rows; i++) { /* and the rows' marks (mark_over) in the same pass */
             float *row = w + (size_t)i * n;
-            for (int j = 0; j < n; j++) row[j] = row[j] * colsum[j];
+            int good = 0;
+            for (int j = 0; j < n; j++) {
+                const float x = row[j] * colsum[j];
+                row[j] = x;
+                good += (x >= 0.0f) & (x <= w_max);
+            }
+            over[i] = good != n;
         }
+    } else {
+        mark_over(over, w, p_rows, n, w_max);
     }
+    Sparse sp = {active, n_active, n, over};
     float *const carried[10] = {exc.v, exc.ge, exc.gi, exc.since, inh.v,
                                 inh.ge, inh.gi, inh.since, post1, post2};
     if (state) {
@@ -570,6 +620,7 @@ static int present(const int32_t *slots, int shown, int steps, int width, int n_
         int n_fired = layer_step(exc_c, &exc, in, thr, dt, s_e, n);
         if (delays) memset(in, 0, sizeof(float) * n);
         const int n_new = n_fired ? note_fired(s_e, n, fired, active, is_active, &n_active) : 0;
+        sp.n_active = n_active;
         if (inhibition) {
             inhibit(inh_c, &inh, &exc, active, n_active_inh, fired, n_new, w_ei, w_ie, dt, s_i, n);
             n_active_inh = n_active;
@@ -601,7 +652,7 @@ static int present(const int32_t *slots, int shown, int steps, int width, int n_
             const int e = t - (h - 1);
             if (e >= 0 && e < shown)
                 depress_delayed(w, delays, p1at, p1hist, slots + (size_t)e * width, width,
-                                p_rows, n, e, h, nu_pre, w_max, done);
+                                p_rows, n, e, h, nu_pre, w_max, done, &sp);
         } else {
             for (int k = 0; k < in_width; k++) {
                 int src = idx[k];
@@ -609,11 +660,20 @@ static int present(const int32_t *slots, int shown, int steps, int width, int n_
                  * not accumulated, as by TensorFlow's scatter) */
                 if (src < 0 || src >= p_rows || last_pre[src] == now) continue;
                 float *row = w + (size_t)src * n;
+                last_pre[src] = now;
+                if (sparse_row(&sp, src)) { /* post1 = 0 but for the neurons listed */
+                    for (int a = 0; a < sp.n_active; a++) {
+                        const int j = active[a];
+                        const float x = row[j] - nu_pre * post1[j];
+                        row[j] = x < 0.0f ? 0.0f : (x > w_max ? w_max : x);
+                    }
+                    continue;
+                }
+                over[src] = 0; /* clipped here */
                 for (int j = 0; j < n; j++) {
                     float x = row[j] - nu_pre * post1[j];
                     row[j] = x < 0.0f ? 0.0f : (x > w_max ? w_max : x);
                 }
-                last_pre[src] = now;
             }
         }
         if (!n_fired) {
@@ -650,7 +710,7 @@ static int present(const int32_t *slots, int shown, int steps, int width, int n_
         for (int k = 0; k < 10; k++) memcpy(state + (size_t)k * n, carried[k], sizeof(float) * n);
         for (int i = 0; i < p_rows; i++) state[(size_t)10 * n + i] = last_pre[i] - span;
     }
-    free(buf), free(active), free(is_active), free(ring), free(mask), free(done);
+    free(buf), free(active), free(is_active), free(over), free(ring), free(mask), free(done);
     return 0;
 }
 
