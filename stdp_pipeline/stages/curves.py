@@ -45,6 +45,7 @@ FLAG_PANELS = {
     "dominant_neuron": ("spikes", "#e377c2"),
     "weights_stalled": ("weight_max", "#7f7f7f"),
     "fields_alike": ("weights", "#bcbd22"),
+    "thresholds_at_rest": ("theta", "#17becf"),
 }
 
 

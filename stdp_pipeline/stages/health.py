@@ -33,6 +33,12 @@ Signals, one value per chunk (columns of ``train_curve.csv``, TensorBoard ``heal
   them (per weight group), ``mean_j <w_j / |w_j|, m / |m|>``, ``m = mean_j w_j / |w_j|``. Uniform
   random weights give 0.87; neurons that learn different digits stay near 0.9; when every neuron
   learns the same blob it goes to 1.
+* ``rest_share``: the share of the neurons whose threshold (base threshold plus theta) lies
+  within ``REST_MARGIN`` of the resting potential (NaN for a neuron model without
+  ``resting_potential``). A neuron that wins too rarely to hold its theta up decays there, and
+  then the first input spikes of every digit fire it, before any field could form: an onset
+  responder that answers every digit alike. 0 in every 100-, 400- and 1,600-neuron run measured;
+  diehl-cook-6400 (15 passes): 0 up to 380,000 digits, 0.27 at 460,000, 0.70 at the end.
 
 Checks, each a flag column ``flag_<name>`` (0/1) of ``train_curve.csv``; thresholds
 (module constants) were chosen between the healthy and the degenerate runs measured for the
@@ -56,6 +62,8 @@ weights_stalled      ``weight_rise < WEIGHT_RISE_MIN`` after                lear
                      :func:`stall_digits` digits                            drive
 fields_alike         ``field_similarity > FIELD_SIMILARITY_MAX``            input drive, stronger
                                                                             inhibition
+thresholds_at_rest   ``rest_share > REST_SHARE_MAX``                        not known; set by the
+                                                                            theta decay and step
 ==================== ===================================================== =====================
 
 Everything here is pure numpy over arrays the training loop already holds (per-neuron spike
@@ -102,6 +110,13 @@ WEIGHT_RISE_MIN = 1.2
 #: ``fields_alike``: mean cosine of the fields to their mean. Healthy MNIST: 0.87-0.91;
 #: overdriven runs: 0.997-1.000 from the first chunk on.
 FIELD_SIMILARITY_MAX = 0.97
+#: ``thresholds_at_rest``: a threshold closer than this (mV) to the resting potential counts as
+#: at rest (diehl-cook-6400's onset responders: theta 7.7-8.0 mV, threshold 0.7-1.0 mV above it).
+REST_MARGIN = 1.0
+#: ... and the check is raised when more than this share of the neurons are there. Every 100-,
+#: 400- and 1,600-neuron run measured: 0; diehl-cook-6400: 0.27-0.38 from 460,000 digits on,
+#: 0.70 at the end of its 15 passes.
+REST_SHARE_MAX = 0.25
 
 #: The signal columns, in file order.
 SIGNALS = (
@@ -112,6 +127,7 @@ SIGNALS = (
     "top_winner_share",
     "weight_rise",
     "field_similarity",
+    "rest_share",
 )
 
 
@@ -123,6 +139,8 @@ class Check:
     name: str
     label: str
     fix: tuple[str, ...]
+    #: how the keys relate to the flag in its warning line
+    verb: str = "usually fixed by"
 
     @property
     def column(self) -> str:
@@ -143,6 +161,12 @@ CHECKS: tuple[Check, ...] = (
     Check("dominant_neuron", "one neuron wins", ("{adapt}", "network.inh_to_exc_weight")),
     Check("weights_stalled", "weights stalled", ("{rate}", *_DRIVE)),
     Check("fields_alike", "fields alike", (*_DRIVE, "network.inh_to_exc_weight")),
+    Check(
+        "thresholds_at_rest",
+        "thresholds at rest",
+        ("{decay}", "{adapt}"),
+        verb="no measured fix; set by",
+    ),
 )
 CHECK_NAMES = tuple(c.name for c in CHECKS)
 #: The flag columns, in file order.
@@ -150,6 +174,7 @@ FLAGS = tuple(c.column for c in CHECKS)
 
 #: Threshold-adaptation key of each neuron model; learning-rate key of each rule.
 _ADAPT_KEY = {"conductance": "excitatory.theta_plus_mv", "current": "current_lif.thr_beta"}
+_DECAY_KEY = {"conductance": "excitatory.tau_theta_ms", "current": "current_lif.thr_alpha"}
 _RATE_KEY = {"trace": "trace_stdp.nu_post", "event": "event_stdp.eta"}
 
 
@@ -160,6 +185,8 @@ def fix_keys(check: Check, neuron: str = "conductance", rule: str = "trace") -> 
     for key in check.fix:
         if key == "{adapt}":
             key = _ADAPT_KEY.get(neuron, "")
+        elif key == "{decay}":
+            key = _DECAY_KEY.get(neuron, "")
         elif key == "{rate}":
             key = _RATE_KEY.get(rule, "")
         if key:
@@ -241,6 +268,15 @@ def winners(neuron_spikes: np.ndarray, groups: int = 1) -> np.ndarray:
     return np.where(per_group.max(axis=2) > 0, per_group.argmax(axis=2), -1)
 
 
+def rest_share(theta: np.ndarray, theta_at_rest: float) -> float:
+    """Share of the neurons whose threshold is within :data:`REST_MARGIN` of the resting
+    potential: ``theta`` (any shape) below ``theta_at_rest + REST_MARGIN``, ``theta_at_rest``
+    being the theta at which the threshold equals the resting potential (NaN: not known)."""
+    if not np.isfinite(theta_at_rest):
+        return float("nan")
+    return float((np.asarray(theta) < theta_at_rest + REST_MARGIN).mean())
+
+
 def initial_weight_max(weights: np.ndarray, weight_sum: float, w_max: float) -> float:
     """The largest weight once the initial ``weights`` (``[P, N]`` or ``[G, P, Ng]``) have been
     normalised as the first presentation does: each neuron's column scaled to sum to
@@ -281,6 +317,8 @@ class Limits:
     neuron: str = "conductance"
     rule: str = "trace"
     groups: int = 1  # patch groups, each with its own inhibition (N = groups * group size)
+    #: theta at which the threshold equals the resting potential (NaN: not known)
+    theta_at_rest: float = float("nan")
 
     @classmethod
     def of(
@@ -290,11 +328,15 @@ class Limits:
         theta_init: float,
         weights: np.ndarray,
         groups: int = 1,
+        theta_at_rest: float = float("nan"),
     ) -> Limits:
         """The limits of a run of ``config`` whose network has ``n_neurons`` excitatory neurons in
-        ``groups`` patch groups, initial threshold ``theta_init`` and initial ``weights``."""
+        ``groups`` patch groups, initial threshold ``theta_init`` and initial ``weights``;
+        ``theta_at_rest``: the theta at which a neuron's threshold equals its resting potential
+        (NaN: not known, the ``thresholds_at_rest`` check off)."""
         lc = config.learning
         return cls(
+            theta_at_rest=float(theta_at_rest),
             groups=groups,
             n_neurons=n_neurons,
             theta_init=float(theta_init),
@@ -361,6 +403,12 @@ def evaluate(signals: dict[str, float], spikes: np.ndarray, position: int, lim: 
             f"{s['field_similarity']:.3f}, limit {FIELD_SIMILARITY_MAX:g}): every neuron is "
             "learning the same blob"
         )
+    if s.get("rest_share", 0.0) > REST_SHARE_MAX:
+        out["thresholds_at_rest"] = (
+            f"{s['rest_share']:.0%} of the neurons have a threshold within {REST_MARGIN:g} mV of "
+            f"the resting potential (limit {REST_SHARE_MAX:.0%}): they won too rarely to hold "
+            "theta up, fire at every digit's onset and learn no field"
+        )
     return out
 
 
@@ -369,8 +417,7 @@ def warning_line(name: str, message: str, position: int, lim: Limits) -> str:
     check = next(c for c in CHECKS if c.name == name)
     keys = ", ".join(fix_keys(check, lim.neuron, lim.rule))
     return (
-        f"warning: training health '{name}' at digit {position:,}: {message}; "
-        f"usually fixed by {keys}"
+        f"warning: training health '{name}' at digit {position:,}: {message}; {check.verb} {keys}"
     )
 
 
@@ -420,6 +467,7 @@ class HealthMonitor:
             if lim.initial_weight_max > 0
             else float("nan"),
             "field_similarity": field_similarity(weights),
+            "rest_share": rest_share(theta, lim.theta_at_rest),
         }
         flags = evaluate(
             {**signals, "theta_rise": theta_rise(theta, lim.theta_init)}, spikes, position, lim

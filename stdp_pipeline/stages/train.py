@@ -36,7 +36,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -47,6 +47,9 @@ from stdp_pipeline.io.atomic import WriteError
 from stdp_pipeline.io.rundir import CHECKPOINT_DIR, RunDir, checkpoint_relpath, locked
 from stdp_pipeline.progress import Progress
 from stdp_pipeline.stages import health
+
+if TYPE_CHECKING:
+    from stdp_pipeline.sim.network import SpikingNetwork
 
 _LOG_FIELDS = ("spikes", "retries", "dropped")
 #: Columns of ``train_curve.csv`` (and ``checkpoints/curve.csv``), one row per chunk, in file
@@ -223,7 +226,9 @@ class _Training:
         self.net = net = SpikingNetwork(config, n_inputs=self.images.shape[1])
         theta_init = net.neuron.theta_init(net.exc_params)
         w0 = net.get_state()["weights"]
-        self.limits = health.Limits.of(config, net.n, theta_init, w0, groups=net.layout.n_groups)
+        self.limits = health.Limits.of(
+            config, net.n, theta_init, w0, net.layout.n_groups, theta_at_rest(net)
+        )
         self.monitor = health.HealthMonitor(self.limits)
         self.start = 0
         #: training seconds of earlier sessions (None: not recorded)
@@ -472,6 +477,17 @@ def _warn(line: str) -> None:
     tqdm.write(line, file=sys.stderr)
 
 
+def theta_at_rest(net: SpikingNetwork) -> float:
+    """The theta at which an excitatory neuron's threshold equals its resting potential:
+    ``resting_potential(p) - base_threshold(p)`` of the network's neuron model (Diehl & Cook's:
+    -65 - (-52 - 20) = 7 mV); NaN for a model without ``resting_potential``."""
+    rest = getattr(net.neuron, "resting_potential", None)
+    if rest is None:
+        return float("nan")
+    p = net.exc_params
+    return float(rest(p) - net.neuron.base_threshold(p))
+
+
 def _strict_message(run: RunDir, flags: dict[str, str], position: int, lim: health.Limits) -> str:
     """The one-line error of ``--strict``: the first flag, the others' names, the checkpoint."""
     name = next(n for n in health.CHECK_NAMES if n in flags)
@@ -481,7 +497,7 @@ def _strict_message(run: RunDir, flags: dict[str, str], position: int, lim: heal
     keys = ", ".join(health.fix_keys(check, lim.neuron, lim.rule))
     return (
         f"--strict: training stopped at digit {position:,} for training health '{name}'{also}: "
-        f"{flags[name]}; usually fixed by {keys} (in a new run); checkpoint "
+        f"{flags[name]}; {check.verb} {keys} (in a new run); checkpoint "
         f"{checkpoint_relpath(position)} written: `stdp-pipeline train {run} --resume` goes on"
     )
 

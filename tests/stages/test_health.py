@@ -45,6 +45,7 @@ def _healthy_signals() -> dict[str, float]:
         "top_winner_share": 0.05,
         "weight_rise": 1.84,
         "field_similarity": 0.9,
+        "rest_share": 0.0,
     }
 
 
@@ -75,6 +76,37 @@ def test_signals_by_hand():
     assert health.field_similarity(np.stack([np.eye(6, 4), np.eye(6, 4)])) == pytest.approx(0.5)
 
 
+def test_thresholds_at_rest_by_hand():
+    """Diehl & Cook's threshold is v_thresh - 20 mV + theta = -72 mV + theta: at theta = 7 mV it
+    equals the resting potential (-65 mV); within 1 mV of it (theta < 8 mV) a neuron counts as
+    at rest. diehl-cook-6400's onset responders sat at theta 7.7-8.0 mV."""
+    from stdp_pipeline.sim.network import SpikingNetwork
+    from stdp_pipeline.stages.train import theta_at_rest
+
+    theta = np.array([7.5, 7.99, 8.0, 8.1, 30.0, 45.0, 7.7, 20.0])
+    assert health.rest_share(theta, 7.0) == pytest.approx(3 / 8)
+    assert health.rest_share(theta.reshape(2, 4), 7.0) == pytest.approx(3 / 8)  # patch groups
+    assert math.isnan(health.rest_share(theta, float("nan")))  # a model without a rest
+    dc = ExperimentConfig().with_overrides(["network.n_excitatory=10"])
+    assert theta_at_rest(SpikingNetwork(dc)) == pytest.approx(7.0)
+    shifted = dc.with_overrides(["excitatory.v_rest_mv=-60"])
+    assert theta_at_rest(SpikingNetwork(shifted)) == pytest.approx(12.0)
+    current = dc.with_overrides(["network.neuron=current", "learning.rule=event"])
+    assert math.isnan(theta_at_rest(SpikingNetwork(current)))  # its threshold never reaches rest
+    lim = _limits(theta_at_rest=7.0)
+    flags = health.evaluate(
+        {**_healthy_signals(), "rest_share": health.rest_share(theta, 7.0)},
+        np.full(4, 9.0),
+        10,
+        lim,
+    )
+    assert "38% of the neurons have a threshold within 1 mV" in flags["thresholds_at_rest"]
+    line = health.warning_line("thresholds_at_rest", flags["thresholds_at_rest"], 10, lim)
+    assert line.endswith(
+        "no measured fix; set by excitatory.tau_theta_ms, excitatory.theta_plus_mv"
+    )
+
+
 def test_initial_weight_max_of_uniform_weights_is_twice_the_mean():
     """Uniform initial weights normalised to sum 78 over 784 inputs peak near 2 * 78 / 784
     = 0.199 (a little above, the largest of 100 columns), whatever w_init_max: the value the
@@ -100,6 +132,7 @@ def test_healthy_signals_raise_no_flag_and_each_limit_raises_its_own():
         "dominant_neuron": {"top_winner_share": health.TOP_WINNER_SHARE_MAX + 0.05},
         "weights_stalled": {"weight_rise": health.WEIGHT_RISE_MIN - 0.1},
         "fields_alike": {"field_similarity": health.FIELD_SIMILARITY_MAX + 0.01},
+        "thresholds_at_rest": {"rest_share": health.REST_SHARE_MAX + 0.05},
     }
     for name, change in beyond.items():
         flags = health.evaluate({**_healthy_signals(), **change}, spikes, 1000, lim)
@@ -128,6 +161,9 @@ def test_fix_keys_are_real_config_keys_for_every_neuron_and_rule():
     stalled = next(c for c in health.CHECKS if c.name == "weights_stalled")
     assert health.fix_keys(stalled, "conductance", "event")[0] == "event_stdp.eta"
     assert tuple(f"flag_{c.name}" for c in health.CHECKS) == health.FLAGS
+    from stdp_pipeline.stages.curves import FLAG_PANELS
+
+    assert set(FLAG_PANELS) == set(health.CHECK_NAMES)  # each flag shaded on its own panel
 
 
 def test_limits_of_a_config():

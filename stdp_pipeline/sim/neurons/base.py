@@ -17,6 +17,10 @@ A neuron model is a module with:
 * ``receive(p, state, exc, inh, dt_ms) -> state``: recurrent input that arrives after the step
   (``exc`` excitatory, ``inh`` inhibitory, each ``[..., N]`` or None);
 * ``base_threshold(p) -> float``;
+* optional: ``resting_potential(p) -> float``, the voltage (mV) a neuron relaxes to without
+  input, for a model whose adaptive threshold can decay to it (the training health check
+  ``thresholds_at_rest`` compares thresholds with it; without it the check is off: the current
+  LIF's threshold, ``thr_base > 0`` plus a non-negative part, never reaches its rest at 0);
 * the adaptive threshold ``theta`` (learned state of the excitatory layer):
   ``theta_init(p) -> float`` and ``adaptation(p, dt_ms, steps, rest_ms) -> Adaptation``, an
   object that carries theta through a presentation (:class:`Adaptation`).

@@ -251,6 +251,11 @@ def theta_init(p: Params) -> float:
     return p.theta_init_mv
 
 
+def resting_potential(p: Params) -> float:
+    """The voltage a neuron relaxes to without input, mV (``v_rest``)."""
+    return p.v_rest_mv
+
+
 class _Exact:
     """Theta carried as ``theta0`` plus scaled spike increments.
 
