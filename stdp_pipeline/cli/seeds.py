@@ -94,9 +94,12 @@ def new_seeds_spec(
     options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Any:
     """The plan of ``run --seeds`` / ``encode --seeds`` into ``run_dir``, checked before anything
-    runs: a folder that already holds a single run is refused."""
+    runs: a folder that already holds a single run is refused. Into an existing seeds folder the
+    seeds join those it holds (earlier ones first): its record and summary keep every seed, the
+    finished ones are skipped, and a config other than the folder's is refused when it runs."""
     from stdp_pipeline.io.rundir import CONFIG_FILE
     from stdp_pipeline.sweep.spec import seeds_sweep
+    from stdp_pipeline.sweep.summary import read_plan
 
     if (run_dir / CONFIG_FILE).is_file():
         raise PipelineError(
@@ -104,6 +107,11 @@ def new_seeds_spec(
         )
     if run_dir.is_dir() and any(run_dir.iterdir()) and not is_seeds_folder(run_dir):
         raise PipelineError(f"{run_dir} is not empty and holds no seeds folder: give a new RUN_DIR")
+    if is_seeds_folder(run_dir):
+        plan = read_plan(run_dir)
+        if not plan.get("axes"):  # a seeds folder, not a sweep over values
+            earlier = [int(run["seed"]) for run in plan["runs"]]
+            seeds = list(dict.fromkeys([*earlier, *seeds]))
     return seeds_sweep(
         config_source,
         overrides,

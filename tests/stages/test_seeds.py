@@ -149,6 +149,12 @@ def test_seeds_run_matches_single_runs_and_summarizes(tmp_path: Path, mnist_dir:
                     "--seeds", "0,1")  # fmt: skip
     assert again.exit_code == 0, again.output
     assert "2 finished before, skipped" in again.output and "running" not in again.output
+    # one of its seeds again, alone: the folder keeps both (record and summary), nothing reruns
+    one = _invoke("run", str(out), "--config", "diehl-cook-100", *_sets(), *data, "--seeds", "1")
+    assert one.exit_code == 0, one.output
+    assert "2 finished before, skipped" in one.output and "running" not in one.output
+    assert [r["seed"] for r in json.loads((out / "sweep.json").read_text())["runs"]] == [0, 1]
+    assert pd.read_csv(out / "summary.csv")["seeds"][0] == 2
     # another config into the same folder is refused before anything runs
     other = [*_sets(), "--set", "data.test_digits=30", "--seeds", "0,1"]
     changed = CliRunner().invoke(main, ["run", str(out), "--config", "diehl-cook-100", *other])
