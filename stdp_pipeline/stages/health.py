@@ -403,7 +403,7 @@ def evaluate(signals: dict[str, float], spikes: np.ndarray, position: int, lim: 
             f"{s['field_similarity']:.3f}, limit {FIELD_SIMILARITY_MAX:g}): every neuron is "
             "learning the same blob"
         )
-    if s.get("rest_share", 0.0) > REST_SHARE_MAX:
+    if s["rest_share"] > REST_SHARE_MAX:
         out["thresholds_at_rest"] = (
             f"{s['rest_share']:.0%} of the neurons have a threshold within {REST_MARGIN:g} mV of "
             f"the resting potential (limit {REST_SHARE_MAX:.0%}): they won too rarely to hold "

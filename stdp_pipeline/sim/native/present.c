@@ -416,23 +416,21 @@ static void window_advance(uint64_t *mask, float *t_old, const int32_t *idx, int
  * weight outside it (after the normalisation, or as loaded), which are depressed whole once
  * (clipped: potentiation and depression keep them in range after that). */
 typedef struct {
-    const int *active; /* the neurons that have fired, n_active of them */
-    int n_active, n;
-    char *over;        /* [n_inputs] */
+    const int *active;   /* the neurons that have fired, *n_active of them (the live count) */
+    const int *n_active;
+    int n;
+    char *over; /* [n_inputs] */
 } Sparse;
 
 static inline int sparse_row(const Sparse *sp, int i) {
-    return sp->n_active * 4 < sp->n && !sp->over[i];
+    return *sp->n_active * 4 < sp->n && !sp->over[i];
 }
 
-/* over[i] = 1 where row i of W [P, N] holds a weight outside [0, w_max] (or NaN). */
-static void mark_over(char *over, const float *w, int p_rows, int n, float w_max) {
-    for (int i = 0; i < p_rows; i++) {
-        const float *row = w + (size_t)i * n;
-        int good = 0; /* an integer count, no branch: the loop vectorises */
-        for (int j = 0; j < n; j++) good += (row[j] >= 0.0f) & (row[j] <= w_max);
-        over[i] = good != n;
-    }
+/* 1 where every weight of `row` [n] lies in [0, w_max] (none NaN). */
+static int row_in_range(const float *row, int n, float w_max) {
+    int good = 0; /* an integer count, no branch: the loop vectorises */
+    for (int j = 0; j < n; j++) good += (row[j] >= 0.0f) & (row[j] <= w_max);
+    return good == n;
 }
 
 /* The depression of the input spikes of step e (`idx`), applied at step e + H - 1:
@@ -451,7 +449,7 @@ static void depress_delayed(float *w, const uint8_t *delays, float *const *p1at,
         float *row = w + (size_t)src * n;
         const uint8_t *d = delays + (size_t)src * n;
         if (sparse_row(sp, src)) { /* post1 is 0 at every step for the neurons not listed */
-            for (int a = 0; a < sp->n_active; a++) {
+            for (int a = 0; a < *sp->n_active; a++) {
                 const int j = sp->active[a];
                 const float x = row[j] - nu_pre * from[d[j]][j];
                 row[j] = x < 0.0f ? 0.0f : (x > w_max ? w_max : x);
@@ -575,20 +573,15 @@ static int present(const int32_t *slots, int shown, int steps, int width, int n_
         }
         for (int j = 0; j < n; j++)
             colsum[j] = cc[C_WEIGHT_SUM] / (colsum[j] > 1e-12f ? colsum[j] : 1e-12f);
-        for (int i = 0; i < p_rows; i++) { /* and the rows' marks (mark_over) in the same pass */
+        for (int i = 0; i < p_rows; i++) { /* each row marked while it is in the cache */
             float *row = w + (size_t)i * n;
-            int good = 0;
-            for (int j = 0; j < n; j++) {
-                const float x = row[j] * colsum[j];
-                row[j] = x;
-                good += (x >= 0.0f) & (x <= w_max);
-            }
-            over[i] = good != n;
+            for (int j = 0; j < n; j++) row[j] = row[j] * colsum[j];
+            over[i] = !row_in_range(row, n, w_max);
         }
     } else {
-        mark_over(over, w, p_rows, n, w_max);
+        for (int i = 0; i < p_rows; i++) over[i] = !row_in_range(w + (size_t)i * n, n, w_max);
     }
-    Sparse sp = {active, n_active, n, over};
+    Sparse sp = {active, &n_active, n, over};
     float *const carried[10] = {exc.v, exc.ge, exc.gi, exc.since, inh.v,
                                 inh.ge, inh.gi, inh.since, post1, post2};
     if (state) {
@@ -620,7 +613,6 @@ static int present(const int32_t *slots, int shown, int steps, int width, int n_
         int n_fired = layer_step(exc_c, &exc, in, thr, dt, s_e, n);
         if (delays) memset(in, 0, sizeof(float) * n);
         const int n_new = n_fired ? note_fired(s_e, n, fired, active, is_active, &n_active) : 0;
-        sp.n_active = n_active;
         if (inhibition) {
             inhibit(inh_c, &inh, &exc, active, n_active_inh, fired, n_new, w_ei, w_ie, dt, s_i, n);
             n_active_inh = n_active;
@@ -662,7 +654,7 @@ static int present(const int32_t *slots, int shown, int steps, int width, int n_
                 float *row = w + (size_t)src * n;
                 last_pre[src] = now;
                 if (sparse_row(&sp, src)) { /* post1 = 0 but for the neurons listed */
-                    for (int a = 0; a < sp.n_active; a++) {
+                    for (int a = 0; a < n_active; a++) {
                         const int j = active[a];
                         const float x = row[j] - nu_pre * post1[j];
                         row[j] = x < 0.0f ? 0.0f : (x > w_max ? w_max : x);
