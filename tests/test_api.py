@@ -6,6 +6,7 @@ import hashlib
 
 import numpy as np
 import pytest
+from bases import DC100
 
 import stdp_pipeline as sp
 
@@ -26,7 +27,7 @@ def test_api_reproduces_the_pinned_stage_run(mnist):
     give for the same digits (tests/stages/test_pinned.py): the stages are built on these calls.
     assign and evaluate leave the learned state bit-identical."""
     train, test = mnist
-    net = sp.build_network("diehl-cook-100")
+    net = sp.build_network(DC100)
     stats = sp.train(net, train.images[:500], progress=False)
     assert stats.spikes.shape == (500,) and stats.spikes.mean() > 5
     assert _hash(net.weights.numpy()) == "15bb4f11ebf0c41c"

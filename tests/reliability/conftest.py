@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from bases import DC100
 from reliability_kit import TINY, apply_stubs, ok
 
 
@@ -34,7 +35,7 @@ def base_runs(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path) -> dict
         mp.setenv("STDP_PROGRESS", "0")
         mp.setenv("STDP_NO_DOWNLOAD", "1")
         apply_stubs(mp)
-        ok("encode", runs["done"], "--config", "diehl-cook-100", "--data-dir", mnist_dir, *TINY)
+        ok("encode", runs["done"], "--config", DC100, "--data-dir", mnist_dir, *TINY)
         shutil.copytree(runs["done"], runs["encoded"])
         ok("train", runs["done"])
         shutil.copytree(runs["done"], runs["trained"])

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bases import DC100
 from reliability_kit import TINY, cli, fake_train_chunk, ok, one_line_error, snapshot
 
 from stdp_pipeline.sim import present
@@ -108,7 +109,7 @@ def test_ctrl_c_in_run_names_the_stage(
 
     monkeypatch.setattr(present, "train_chunk", interrupted)
     run = tmp_path / "all"
-    args = ("run", run, "--config", "diehl-cook-100", "--data-dir", mnist_dir, *TINY)
+    args = ("run", run, "--config", DC100, "--data-dir", mnist_dir, *TINY)
     result = cli(*args)
     assert result.exit_code == 130
     assert result.output.splitlines()[0].startswith("encoded 20 training")
@@ -153,9 +154,7 @@ def real_runs(tmp_path_factory, mnist_dir) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("real")
     encoded, straight = root / "encoded", root / "straight"
     for run in (encoded, straight):
-        proc = _stdp(
-            "encode", run, "--config", "diehl-cook-100", "--data-dir", mnist_dir, *SLOW_TINY
-        )
+        proc = _stdp("encode", run, "--config", DC100, "--data-dir", mnist_dir, *SLOW_TINY)
         assert proc.wait(timeout=600) == 0, proc.communicate()
     proc = _stdp("train", straight)
     assert proc.wait(timeout=1200) == 0, proc.communicate()

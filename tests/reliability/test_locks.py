@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from bases import DC100
 from reliability_kit import cli, ok, one_line_error, snapshot
 
 _HOLD = """
@@ -70,7 +71,7 @@ def test_encode_and_run_refuse_too(copy_run, stub_sim, holder, mnist_dir) -> Non
     proc = holder(run, "assign")
     before = snapshot(run)
     for name in ("encode", "run"):
-        args = (name, run, "--config", "diehl-cook-100", "--data-dir", mnist_dir)
+        args = (name, run, "--config", DC100, "--data-dir", mnist_dir)
         one_line_error(cli(*args), f"(pid {proc.pid}, `assign` since")
     assert snapshot(run) == before
 

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from bases import DC100
 from reliability_kit import TINY, cli, ok, one_line_error, snapshot
 
 from stdp_pipeline.sim import present
@@ -68,7 +69,7 @@ def test_train_again_makes_assign_and_evaluate_stale(copy_run, stub_sim, tmp_pat
 
 def test_encode_again_makes_every_later_stage_stale(copy_run, stub_sim, mnist_dir) -> None:
     run = copy_run("done")
-    ok("encode", run, "--config", "diehl-cook-100", "--data-dir", mnist_dir, *TINY)
+    ok("encode", run, "--config", DC100, "--data-dir", mnist_dir, *TINY)
     assert _stale(run) == {
         "encode": None,
         "train": "encode",

@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 import tensorflow as tf
+from bases import DC100
 
 from stdp_pipeline.errors import PipelineError
 from stdp_pipeline.io import data
@@ -33,7 +34,7 @@ def _config(*overrides: str):
         "trace_stdp.nu_pre=0.01",
         "trace_stdp.nu_post=0.05",
     ]
-    return load_config("diehl-cook-100", [*base, *overrides])
+    return load_config(DC100, [*base, *overrides])
 
 
 @pytest.fixture(scope="module")
@@ -255,13 +256,13 @@ def test_refractory_membrane_held_or_integrating():
 
 
 def test_switches_validated_in_one_line():
-    cfg = load_config("diehl-cook-100", ["excitatory.integration=euler", "encoding.dt_ms=2"])
+    cfg = load_config(DC100, ["excitatory.integration=euler", "encoding.dt_ms=2"])
     with pytest.raises(PipelineError, match=r"excitatory.integration = 'euler' with encoding"):
         conductance.params(cfg, "excitatory")
     with pytest.raises(PipelineError, match="must be one of|must be"):
-        load_config("diehl-cook-100", ["excitatory.integration=rk4"])
+        load_config(DC100, ["excitatory.integration=rk4"])
     with pytest.raises(PipelineError, match="learning.w_init_min = 0.5: must be <="):
-        load_config("diehl-cook-100", ["learning.w_init_min=0.5"])
+        load_config(DC100, ["learning.w_init_min=0.5"])
     with pytest.raises(PipelineError, match="v_init_offset_mv = -40.0: the initial voltage"):
         SpikingNetwork(_config("excitatory.v_init_offset_mv=-40"))
     with pytest.raises(PipelineError, match="built for learning.rule = 'trace'"):
@@ -437,7 +438,7 @@ def test_delayed_inference_batches_on_two_threads(mnist_dir, monkeypatch):
     from stdp_pipeline.sim import present
 
     images = data.load_split("mnist", "train", mnist_dir).images[:100].reshape(100, -1)
-    cfg = load_config("diehl-cook-100", ["network.input_delay_max_ms=10",
+    cfg = load_config(DC100, ["network.input_delay_max_ms=10",
                                          "evaluate.batch_digits=20"])  # fmt: skip
     net = SpikingNetwork(cfg)
     monkeypatch.setattr(present, "inference_workers", lambda: 2)

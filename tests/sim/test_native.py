@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
+from bases import DC100
 from test_network import P, _config, _one_presentation, assert_equals_reference
 
 from stdp_pipeline.errors import PipelineError
@@ -253,7 +254,7 @@ def test_a_missing_compiler_is_one_clear_error(monkeypatch):
 
 def test_bad_engine_name_is_refused():
     with pytest.raises(PipelineError, match="train.engine"):
-        load_config("diehl-cook-100", ["train.engine=fast"])
+        load_config(DC100, ["train.engine=fast"])
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import types
 import numpy as np
 import pytest
 import tensorflow as tf
+from bases import DC100
 
 from stdp_pipeline.io import data
 from stdp_pipeline.io.config import load_config
@@ -24,7 +25,7 @@ NATIVE = "train.engine=native"
 
 def _config(*overrides: str):
     base = ["network.n_excitatory=10", "encoding.presentation_ms=50", "encoding.max_retries=2"]
-    return load_config("diehl-cook-100", [*base, *overrides])
+    return load_config(DC100, [*base, *overrides])
 
 
 @pytest.fixture(scope="module")
@@ -351,7 +352,7 @@ def test_inference_batch_size_caps():
     from stdp_pipeline.sim.present import BATCH_NEURONS, inference_batch_size
 
     def size(n, *more):
-        cfg = load_config("diehl-cook-100", [f"network.n_excitatory={n}", *more])
+        cfg = load_config(DC100, [f"network.n_excitatory={n}", *more])
         return inference_batch_size(SpikingNetwork(cfg))
 
     assert BATCH_NEURONS == 8192
@@ -375,7 +376,7 @@ def test_quiet_digit_is_retried(digits):
 def test_theta_decays_at_the_model_rate_over_many_presentations():
     """With tau_theta = 1e7 ms the per-step decay (1 - 5e-8) is below float32's resolution;
     over 200 blank presentations theta must still fall by exactly exp(-200 * 500 ms / 1e7 ms)."""
-    cfg = load_config("diehl-cook-100", ["network.n_excitatory=4", "encoding.min_spikes=0"])
+    cfg = load_config(DC100, ["network.n_excitatory=4", "encoding.min_spikes=0"])
     net = SpikingNetwork(cfg)
     blank = np.zeros((200, 784), np.uint8)
     train_chunk(net, blank, np.arange(200))

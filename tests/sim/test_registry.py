@@ -11,6 +11,7 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 import tensorflow as tf
+from bases import DC100
 
 from stdp_pipeline.errors import PipelineError
 from stdp_pipeline.io import config as config_mod
@@ -96,12 +97,12 @@ def test_config_tree_holds_every_part_section():
 
 def test_unknown_part_name_names_the_allowed_ones():
     with pytest.raises(PipelineError, match="network.neuron = 'lif'") as err:
-        load_config("diehl-cook-100", ["network.neuron=lif"])
+        load_config(DC100, ["network.neuron=lif"])
     assert "'conductance', 'current'" in str(err.value)
     with pytest.raises(PipelineError, match="'trace', 'event'"):
-        load_config("diehl-cook-100", ["learning.rule=hebb"])
+        load_config(DC100, ["learning.rule=hebb"])
     with pytest.raises(PipelineError, match="'poisson', 'latency'"):
-        load_config("diehl-cook-100", ["encoding.code=rank"])
+        load_config(DC100, ["encoding.code=rank"])
 
 
 def test_old_keys_in_a_file_are_migrated(tmp_path):
@@ -143,12 +144,12 @@ def test_old_key_on_the_command_line_suggests_its_new_home():
     """--set learning.nu_post=0.02 is refused (old keys are migrated only from files), with a
     message that points to trace_stdp.nu_post."""
     with pytest.raises(PipelineError, match="trace_stdp.nu_post"):
-        load_config("diehl-cook-100", ["learning.nu_post=0.02"])
+        load_config(DC100, ["learning.nu_post=0.02"])
 
 
 def test_old_key_on_the_command_line_is_refused():
     with pytest.raises(PipelineError, match="unknown key 'learning.nu_post'"):
-        load_config("diehl-cook-100", ["learning.nu_post=0.02"])
+        load_config(DC100, ["learning.nu_post=0.02"])
 
 
 def test_old_key_in_a_child_file_beats_its_base(tmp_path):
@@ -203,7 +204,7 @@ def test_a_new_rule_is_one_module_and_one_registry_line(monkeypatch, mnist_dir):
     monkeypatch.setitem(registry.RULES, "toy", _toy_module())
     registry.check()
     config = load_config(
-        "diehl-cook-100",
+        DC100,
         [
             "learning.rule=toy",
             "toy.gain=0.5",
@@ -216,7 +217,7 @@ def test_a_new_rule_is_one_module_and_one_registry_line(monkeypatch, mnist_dir):
     assert config.toy == ToyConfig(gain=0.5)
     assert config.to_dict()["toy"] == {"gain": 0.5}
     with pytest.raises(PipelineError, match="toy.gain = -1.0: must be >= 0"):
-        load_config("diehl-cook-100", ["learning.rule=toy", "toy.gain=-1"])
+        load_config(DC100, ["learning.rule=toy", "toy.gain=-1"])
 
     ds = data.load_split("mnist", "train", mnist_dir)
     images = ds.images[:3].reshape(3, -1)

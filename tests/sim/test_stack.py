@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from bases import DC100
 
 from stdp_pipeline.errors import PipelineError
 from stdp_pipeline.io import data
@@ -17,9 +18,9 @@ from stdp_pipeline.sim.stack import NetworkStack, train_stack_chunk, train_stack
 SMALL = ["network.n_excitatory=10", "encoding.presentation_ms=50", "encoding.max_retries=2"]
 #: whole digits, the authors' carried per-sample state, and patches with the event rule
 CASES = {
-    "whole digits": ("diehl-cook-100", SMALL),
+    "whole digits": (DC100, SMALL),
     "simulated rest": (
-        "diehl-cook-100",
+        DC100,
         [*SMALL, "encoding.rest=simulate", "excitatory.v_init_offset_mv=-40"],
     ),
     "patches": (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from bases import DC100
 from PIL import Image
 
 from stdp_pipeline.errors import PipelineError
@@ -81,7 +82,7 @@ def test_mosaic_places_each_cell():
 
 
 def _run_with_model(path, n, *, assigned=True, checkpoints=()):
-    config = load_config("diehl-cook-100", [f"network.n_excitatory={n}"])
+    config = load_config(DC100, [f"network.n_excitatory={n}"])
     run = RunDir.create(path, config, command=["test"])
     rng = np.random.default_rng(n)
     with run.stage("encode"):

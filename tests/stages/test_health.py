@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from bases import DC100
 from click.testing import CliRunner
 
 from stdp_pipeline.cli.main import main
@@ -239,7 +240,7 @@ def test_overdriven_run_is_flagged_strict_stops_resume_warns_once(tmp_path, mnis
     TensorBoard, the manifest, curves.png) and one warning line, not one per chunk."""
     run = tmp_path / "hot"
     strict = _invoke(
-        "run", str(run), "--config", "diehl-cook-100", "--data-dir", str(mnist_dir), *OVERDRIVEN,
+        "run", str(run), "--config", DC100, "--data-dir", str(mnist_dir), *OVERDRIVEN,
         "--strict",
     )  # fmt: skip
     assert strict.exit_code == 2
@@ -276,7 +277,7 @@ def test_overdriven_run_is_flagged_strict_stops_resume_warns_once(tmp_path, mnis
 
 
 def test_healthy_mnist_run_raises_no_flag(mnist_dir):
-    """diehl-cook-100 as published (100 neurons, 350 ms, Diehl & Cook rates) on 20 MNIST digits,
+    """The tests' diehl-cook-100 base (100 neurons, 350 ms, Diehl & Cook rates) on 20 MNIST digits,
     in chunks of 10 as the train stage runs them: a few per cent of the neurons answer each digit
     and their thresholds spread apart; no flag. The learning program's per-neuron spike counts
     (TrainStats.neuron_spikes) add up to the spikes per digit."""
@@ -284,7 +285,7 @@ def test_healthy_mnist_run_raises_no_flag(mnist_dir):
     from stdp_pipeline.sim.present import train_chunk
 
     digits = sp.load_digits("mnist", "train", str(mnist_dir)).images[:20]
-    net = sp.build_network("diehl-cook-100")
+    net = sp.build_network(DC100)
     lim = health.Limits.of(
         net.config, net.n, net.neuron.theta_init(net.exc_params), net.get_state()["weights"]
     )
@@ -308,8 +309,9 @@ def test_healthy_mnist_run_raises_no_flag(mnist_dir):
 
 @pytest.mark.slow
 def test_healthy_mnist_stage_run_raises_no_flag_over_the_window(tmp_path, mnist_dir):
-    """The train stage on 1,200 digits of diehl-cook-100 (the window checks and the stall check
-    start at 1,000): no flag column set, no warning line, no flags in the manifest."""
+    """The train stage on 1,200 digits of the tests' diehl-cook-100 base (the window checks and
+    the stall check start at 1,000): no flag column set, no warning line, no flags in the
+    manifest."""
     run = tmp_path / "ok"
     args = [
         "--set", "data.train_digits=1200",
@@ -318,9 +320,7 @@ def test_healthy_mnist_stage_run_raises_no_flag_over_the_window(tmp_path, mnist_
         "--set", "data.test_digits=20",
         "--set", "train.chunk_digits=200",
     ]  # fmt: skip
-    enc = _invoke(
-        "encode", str(run), "--config", "diehl-cook-100", "--data-dir", str(mnist_dir), *args
-    )
+    enc = _invoke("encode", str(run), "--config", DC100, "--data-dir", str(mnist_dir), *args)
     assert enc.exit_code == 0, enc.output
     result = _invoke("train", str(run), "--strict")
     assert result.exit_code == 0, result.output

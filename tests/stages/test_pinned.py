@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bases import DC100
 
 from stdp_pipeline.io.config import load_config
 from stdp_pipeline.stages.assign import run_assign
@@ -31,10 +32,11 @@ def _hash(a: np.ndarray) -> str:
 
 
 def test_diehl_cook_100_after_500_digits_and_small_run_metrics(tmp_path, mnist_dir):
-    """diehl-cook-100, seed 0: weights and theta after 500 training digits, spike counts of 300
-    assignment and 300 test digits, and the three accuracies."""
+    """The tests' 100-neuron base (tests/configs/dc100.toml: diehl-cook-100, one pass, no input
+    delays), seed 0: weights and theta after 500 training digits, spike counts of 300 assignment
+    and 300 test digits, and the three accuracies."""
     cfg = load_config(
-        "diehl-cook-100",
+        DC100,
         [
             "data.train_digits=500",
             "data.assign_start=500",
@@ -65,12 +67,12 @@ PINNED = {
         ("d364904ad17e839c", "33c557b7a09a6ec4", "a2c3fda23fe45443", 10),
     ),
     "current-trace": (
-        "diehl-cook-100",
+        DC100,
         ["network.neuron=current", "network.n_excitatory=50"],
         ("f4f4050723bce7a3", "84456ff769974845", "b205dfbb342258d6", 126),
     ),
     "shared-trace": (
-        "diehl-cook-100",
+        DC100,
         [
             "encoding.patch_size_px=16",
             "encoding.patch_stride_px=12",

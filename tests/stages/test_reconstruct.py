@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from bases import DC100
 
 from stdp_pipeline.errors import PipelineError
 from stdp_pipeline.geometry import Layout, coverage, fold, patch_positions, unfold
@@ -68,7 +69,7 @@ def ten_digits(mnist_dir):
 
 def _fake_run(path, weights, counts, images, labels, indices, *, stages=("encode", "evaluate")):
     """A run directory whose model and test responses are given, stages marked done."""
-    config = load_config("diehl-cook-100", ["network.n_excitatory=10"])
+    config = load_config(DC100, ["network.n_excitatory=10"])
     run = RunDir.create(path, config, command=["test"])
     with run.stage("encode"):
         run.save_arrays(

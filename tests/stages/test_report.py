@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from bases import DC100
 from click.testing import CliRunner
 from PIL import Image
 
@@ -136,13 +137,13 @@ def test_notes_name_each_switch_of_the_authors_code(tmp_path):
         "retries up to 64",
     ]
     assert fidelity_notes(load_config("diehl-cook-400").to_dict()) == ["input delays 0-10 ms"]
-    assert fidelity_notes(load_config("diehl-cook-100").to_dict()) == []
+    assert fidelity_notes(load_config(DC100).to_dict()) == []
     assert fidelity_notes(load_config("diehl-cook-1600").to_dict()) == [
         "exponential membrane",
         "input delays 0-10 ms",
     ]
     one = load_config(
-        "diehl-cook-100", ["excitatory.refractory_v=integrate", "excitatory.spike_block_ms=20"]
+        DC100, ["excitatory.refractory_v=integrate", "excitatory.spike_block_ms=20"]
     ).to_dict()
     assert fidelity_notes(one) == [
         "membrane integrated while refractory (refractory_v, 1 of 2 layers)",
@@ -338,7 +339,7 @@ def tiny_runs(tmp_path_factory, mnist_dir):
         result = CliRunner().invoke(main, ["--quiet", *args], catch_exceptions=False)
         assert result.exit_code == 0, result.output
 
-    invoke("encode", str(runs["done"]), "--config", "diehl-cook-100",
+    invoke("encode", str(runs["done"]), "--config", DC100,
            "--data-dir", str(mnist_dir), *TINY)  # fmt: skip
     shutil.copytree(runs["done"], runs["encoded"])
     invoke("train", str(runs["done"]))
@@ -484,7 +485,7 @@ def test_fidelity_ablation_runs_each_variant_as_a_seeds_folder(tmp_path, monkeyp
         "--seeds", "0,1",
     ]  # fmt: skip
     assert script.command(100, "simulated rest", [2], out, ["data.train_digits=50"], 2) == [
-        "stdp-pipeline", "run", str(out / "simulated-rest"), "--config", "diehl-cook-100",
+        "stdp-pipeline", "run", str(out / "simulated-rest"), "--config", DC100,
         "--set", "encoding.rest=simulate", "--set", "excitatory.v_init_offset_mv=-40",
         "--set", "inhibitory.v_init_offset_mv=-40", "--set", "data.train_digits=50",
         "--seeds", "2", "--workers", "2",

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from bases import DC100
 from click.testing import CliRunner
 
 from stdp_pipeline.cli.main import main
@@ -48,7 +49,7 @@ def _invoke(*args: str):
 
 def test_seeds_sweep_gives_one_run_per_seed_with_only_the_seed_changed() -> None:
     spec = seeds_sweep(
-        "diehl-cook-100",
+        DC100,
         ["network.n_excitatory=10"],
         [3, 0, 7],
         name="s",
@@ -77,9 +78,7 @@ def test_seeds_sweep_gives_one_run_per_seed_with_only_the_seed_changed() -> None
     ],
 )
 def test_bad_seeds_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:
-    result = CliRunner().invoke(
-        main, ["run", str(tmp_path / "r"), "--config", "diehl-cook-100", *args]
-    )
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "r"), "--config", DC100, *args])
     assert result.exit_code == 2
     assert result.output.strip().splitlines()[-1].startswith(f"Error: {message}")
     assert not (tmp_path / "r").exists()
@@ -88,7 +87,7 @@ def test_bad_seeds_are_one_line_errors(tmp_path: Path, args: list[str], message:
 def test_seeds_run_matches_single_runs_and_summarizes(tmp_path: Path, mnist_dir: Path) -> None:
     out = tmp_path / "seeds"
     data = ["--data-dir", str(mnist_dir)]
-    result = _invoke("run", str(out), "--config", "diehl-cook-100", *_sets(), *data,
+    result = _invoke("run", str(out), "--config", DC100, *_sets(), *data,
                      "--seeds", "0,1", "--workers", "2")  # fmt: skip
     assert result.exit_code == 0, result.output
     stages = "encode, train, assign, evaluate, fields, reconstruct, curves"
@@ -115,7 +114,7 @@ def test_seeds_run_matches_single_runs_and_summarizes(tmp_path: Path, mnist_dir:
 
     # seed 1 of the folder is the single run with seed 1, bit for bit (encoded and trained here)
     single = tmp_path / "single"
-    result_1 = _invoke("encode", str(single), "--config", "diehl-cook-100", *_sets(), *data,
+    result_1 = _invoke("encode", str(single), "--config", DC100, *_sets(), *data,
                        "--set", "seed=1")  # fmt: skip
     assert result_1.exit_code == 0, result_1.output
     assert _invoke("train", str(single)).exit_code == 0
@@ -136,7 +135,7 @@ def test_seeds_run_matches_single_runs_and_summarizes(tmp_path: Path, mnist_dir:
     rows = pd.read_csv(tmp_path / "cmp" / "comparison.csv")
     rows = rows[rows["source"] == "measured"].set_index("scheme")
     assert len(rows) == 3 and set(rows["run"]) == {str(out)}
-    assert set(rows["model"]) == {"diehl-cook-100"}
+    assert set(rows["model"]) == {"dc100-tests"}
     assert rows.loc["all activity", "accuracy"] == pytest.approx(table["all_activity_mean"][0])
     assert rows.loc["linear", "note"].startswith("mean of 2 seed(s) (0, 1) ± ")
     # every scheme's row has the mean training time of the seeds (the linear one too)
@@ -145,19 +144,19 @@ def test_seeds_run_matches_single_runs_and_summarizes(tmp_path: Path, mnist_dir:
     assert rows["train_wall_s"].tolist() == pytest.approx([np.mean(walls)] * 3)
 
     # the same command again: both seeds finished before, Ray never starts
-    again = _invoke("run", str(out), "--config", "diehl-cook-100", *_sets(), *data,
+    again = _invoke("run", str(out), "--config", DC100, *_sets(), *data,
                     "--seeds", "0,1")  # fmt: skip
     assert again.exit_code == 0, again.output
     assert "2 finished before, skipped" in again.output and "running" not in again.output
     # one of its seeds again, alone: the folder keeps both (record and summary), nothing reruns
-    one = _invoke("run", str(out), "--config", "diehl-cook-100", *_sets(), *data, "--seeds", "1")
+    one = _invoke("run", str(out), "--config", DC100, *_sets(), *data, "--seeds", "1")
     assert one.exit_code == 0, one.output
     assert "2 finished before, skipped" in one.output and "running" not in one.output
     assert [r["seed"] for r in json.loads((out / "sweep.json").read_text())["runs"]] == [0, 1]
     assert pd.read_csv(out / "summary.csv")["seeds"][0] == 2
     # another config into the same folder is refused before anything runs
     other = [*_sets(), "--set", "data.test_digits=30", "--seeds", "0,1"]
-    changed = CliRunner().invoke(main, ["run", str(out), "--config", "diehl-cook-100", *other])
+    changed = CliRunner().invoke(main, ["run", str(out), "--config", DC100, *other])
     assert changed.exit_code == 2 and "data.test_digits: 20 -> 30" in changed.output
     assert "(this seeds folder was made with the other config)" in changed.output
 
@@ -169,7 +168,7 @@ def test_seeds_run_matches_single_runs_and_summarizes(tmp_path: Path, mnist_dir:
     assert bad.exit_code == 2 and f"--seeds: {single} is a single run, not a seeds folder" in (
         bad.output
     )
-    bad = CliRunner().invoke(main, ["run", str(single), "--config", "diehl-cook-100",
+    bad = CliRunner().invoke(main, ["run", str(single), "--config", DC100,
                                     "--seeds", "1"])  # fmt: skip
     assert bad.exit_code == 2 and "holds a single run, not a seeds folder" in bad.output
     spec = folder_sweep(out, ("train",))
@@ -190,7 +189,7 @@ def test_seeds_folder_stage_by_stage(tmp_path: Path, mnist_dir: Path) -> None:
     """encode --seeds 0,1; train --seeds 1 trains seed 1 alone; train then trains seed 0 (seed 1
     skipped); assign and evaluate every seed; the summary holds both."""
     out = tmp_path / "seeds"
-    result = _invoke("encode", str(out), "--config", "diehl-cook-100", *_sets(),
+    result = _invoke("encode", str(out), "--config", DC100, *_sets(),
                      "--data-dir", str(mnist_dir), "--seeds", "0,1")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "seed 1: encoded 20 training, 20 assignment and 20 test digits" in result.output
@@ -210,7 +209,7 @@ def test_seeds_folder_stage_by_stage(tmp_path: Path, mnist_dir: Path) -> None:
 
     # a seed that fails is reported in one line, exit status 1; the same command runs it again
     bad = tmp_path / "bad"
-    args = ["run", str(bad), "--config", "diehl-cook-100", *_sets(), "--set",
+    args = ["run", str(bad), "--config", DC100, *_sets(), "--set",
             "data.test_digits=20000", "--data-dir", str(mnist_dir), "--seeds", "3"]  # fmt: skip
     for _ in range(2):
         result = CliRunner().invoke(main, ["--quiet", *args])

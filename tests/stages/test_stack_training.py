@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from bases import DC100
 from click.testing import CliRunner
 
 from stdp_pipeline.cli.main import main
@@ -51,7 +52,7 @@ def _encoded(root: Path, mnist_dir: Path, seeds, *extra: str) -> list[RunDir]:
     return [
         run_encode(
             root / f"seed={s}",
-            load_config("diehl-cook-100", [*TINY, *extra, f"seed={s}"]),
+            load_config(DC100, [*TINY, *extra, f"seed={s}"]),
             data_dir=str(mnist_dir),
             progress=False,
         )
@@ -116,7 +117,7 @@ def test_runs_that_cannot_stack_train_one_by_one(tmp_path: Path, mnist_dir: Path
 
 
 def test_seeds_of_a_point_group_into_stacks() -> None:
-    spec = seeds_sweep("diehl-cook-100", [], [0, 1, 2, 3, 4], name="s", stages=("train",))
+    spec = seeds_sweep(DC100, [], [0, 1, 2, 3, 4], name="s", stages=("train",))
     groups = _groups(spec.runs, 2)
     assert [[r.seed for r in g] for g in groups] == [[0, 1], [2, 3], [4]]
     assert [[r.seed for r in g] for g in _groups(spec.runs, 1)] == [[0], [1], [2], [3], [4]]
@@ -124,7 +125,7 @@ def test_seeds_of_a_point_group_into_stacks() -> None:
 
 def test_stack_on_a_single_run_is_a_one_line_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        main, ["run", str(tmp_path / "one"), "--config", "diehl-cook-100", "--stack", "2"]
+        main, ["run", str(tmp_path / "one"), "--config", DC100, "--stack", "2"]
     )
     assert result.exit_code == 2
     assert "--stack 2: " in result.output and "is a single run" in result.output
@@ -144,7 +145,7 @@ def test_run_seeds_stacked_on_ray(tmp_path: Path, mnist_dir: Path) -> None:
             "run",
             str(out),
             "--config",
-            "diehl-cook-100",
+            DC100,
             *sets,
             "--data-dir",
             str(mnist_dir),
@@ -199,7 +200,7 @@ def test_stacked_training_keeps_the_accuracy_of_a_2000_digit_run(
         return [
             run_encode(
                 root / f"seed={s}",
-                load_config("diehl-cook-100", [*sets, f"seed={s}"]),
+                load_config(DC100, [*sets, f"seed={s}"]),
                 data_dir=str(mnist_dir),
                 progress=False,
             )

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 import numpy as np
 import pytest
+from bases import DC100
 from click.testing import CliRunner
 
 from stdp_pipeline.cli.main import main
@@ -42,9 +43,7 @@ def _invoke(*args: str):
 @pytest.fixture()
 def tiny_run(tmp_path, mnist_dir):
     run = tmp_path / "tiny"
-    result = _invoke(
-        "encode", str(run), "--config", "diehl-cook-100", "--data-dir", str(mnist_dir), *TINY
-    )
+    result = _invoke("encode", str(run), "--config", DC100, "--data-dir", str(mnist_dir), *TINY)
     assert result.exit_code == 0, result.output
     return run
 
@@ -53,7 +52,7 @@ def tiny_run(tmp_path, mnist_dir):
 def trained_run(tmp_path_factory, mnist_dir):
     """A TINY run, encoded and trained (shared by the tests that only present digits)."""
     run = tmp_path_factory.mktemp("trained") / "tiny"
-    args = ["encode", str(run), "--config", "diehl-cook-100", "--data-dir", str(mnist_dir), *TINY]
+    args = ["encode", str(run), "--config", DC100, "--data-dir", str(mnist_dir), *TINY]
     assert _invoke(*args).exit_code == 0
     assert _invoke("train", str(run)).exit_code == 0
     return run
@@ -86,7 +85,7 @@ def test_config_commands_show_presets_and_resolved_values():
     """`config presets` lists the presets; `config show` applies --set."""
     out = _invoke("config", "presets").output
     for name in (
-        "diehl-cook-100",
+        DC100,
         "diehl-cook-400",
         "diehl-cook-1600",
         "diehl-cook-6400",
@@ -103,14 +102,14 @@ def test_bad_config_value_is_one_line_error(tmp_path, mnist_dir):
     run = tmp_path / "bad"
     result = CliRunner().invoke(
         main,
-        ["encode", str(run), "--config", "diehl-cook-100", "--set", "excitatory.tau_mem_ms=-5"],
+        ["encode", str(run), "--config", DC100, "--set", "excitatory.tau_mem_ms=-5"],
     )
     assert result.exit_code == 2
     assert "excitatory.tau_mem_ms = -5.0: must be > 0" in result.output
     assert "Traceback" not in result.output
     assert not run.exists()
     result = CliRunner().invoke(
-        main, ["encode", str(run), "--config", "diehl-cook-100", "--set", "network.n_exitatory=5"]
+        main, ["encode", str(run), "--config", DC100, "--set", "network.n_exitatory=5"]
     )
     assert result.exit_code == 2 and "did you mean 'network.n_excitatory'" in result.output
 
@@ -134,7 +133,7 @@ def test_encode_refuses_a_different_config_in_the_same_run(tiny_run, mnist_dir):
             "encode",
             str(tiny_run),
             "--config",
-            "diehl-cook-100",
+            DC100,
             "--data-dir",
             str(mnist_dir),
             *TINY,
@@ -212,7 +211,7 @@ def test_run_follows_the_stage_table(tmp_path, mnist_dir, monkeypatch):
     stage that presents digits runs it)."""
     monkeypatch.setenv("STDP_PROGRESS", "1")  # bars on, even without a terminal
     path = tmp_path / "all"
-    args = ["run", str(path), "--config", "diehl-cook-100", "--data-dir", str(mnist_dir), *TINY]
+    args = ["run", str(path), "--config", DC100, "--data-dir", str(mnist_dir), *TINY]
     args += ["--set", "train.engine=native", "--set", "evaluate.engine=native"]
     result = CliRunner().invoke(main, [*args, "--quiet"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -278,7 +277,7 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path, mnist_dir, 
                 "encode",
                 str(run),
                 "--config",
-                "diehl-cook-100",
+                DC100,
                 "--data-dir",
                 str(mnist_dir),
                 "--engine",
@@ -318,7 +317,7 @@ def test_more_passes_extend_a_finished_run(tmp_path, mnist_dir):
     straight, extended = tmp_path / "straight", tmp_path / "extended"
     native = ["--set", "train.engine=native", "--set", "evaluate.engine=native"]
     for run in (straight, extended):
-        args = ["--config", "diehl-cook-100", "--data-dir", str(mnist_dir), *TINY, *native]
+        args = ["--config", DC100, "--data-dir", str(mnist_dir), *TINY, *native]
         assert _invoke("encode", str(run), *args).exit_code == 0
     assert _invoke("train", str(straight), "--epochs", "2").exit_code == 0
     assert _invoke("train", str(extended), "--epochs", "1").exit_code == 0
@@ -446,7 +445,7 @@ def test_data_dir_reaches_the_data_loader(tmp_path, mnist_dir, monkeypatch):
     runner = CliRunner()
     for name in ("encode", "run"):
         out = tmp_path / name
-        base = [name, str(out), "--config", "diehl-cook-100", *TINY]
+        base = [name, str(out), "--config", DC100, *TINY]
         for data_dir, where in (([], empty), (["--data-dir", str(tmp_path / "nowhere")], None)):
             where = where or tmp_path / "nowhere"
             result = runner.invoke(main, [*base, *data_dir])
@@ -455,7 +454,7 @@ def test_data_dir_reaches_the_data_loader(tmp_path, mnist_dir, monkeypatch):
             assert line.startswith("Error: ") and str(where) in line, line
             assert not out.exists()
     ok = tmp_path / "ok"
-    args = ["encode", str(ok), "--config", "diehl-cook-100", "--data-dir", str(mnist_dir), *TINY]
+    args = ["encode", str(ok), "--config", DC100, "--data-dir", str(mnist_dir), *TINY]
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
     assert len(RunDir(ok).manifest()["data_checksums"]) == 4
@@ -469,7 +468,7 @@ def test_bad_run_dir_is_one_line_error(tmp_path):
     runner = CliRunner()
     for name in RUN_DIR_COMMANDS:
         makes_folder = name == "run" or stage_row(name).creates_run
-        config = ["--config", "diehl-cook-100"] if makes_folder else []
+        config = ["--config", DC100] if makes_folder else []
         result = runner.invoke(main, [name, str(a_file), *config])
         assert result.exit_code == 2, (name, result.output)
         assert result.output.splitlines() == [

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from bases import DC100
 from click.testing import CliRunner
 
 from stdp_pipeline.cli.main import main
@@ -64,7 +65,7 @@ def _invoke(*args: str):
 def test_sweep_file_makes_every_point_with_every_seed(tmp_path: Path) -> None:
     """Grid values, ranges (linear, log, by step), random draws and seeds combine into points and
     runs; names come from the swept values; each run's config holds its values and its seed."""
-    _write(tmp_path / "base.toml", 'base = "diehl-cook-100"\n[network]\nn_excitatory = 30\n')
+    _write(tmp_path / "base.toml", f'base = "{DC100}"\n[network]\nn_excitatory = 30\n')
     spec = load_sweep(
         _write(
             tmp_path / "s.toml",
@@ -188,7 +189,7 @@ def test_zipped_keys_vary_together_with_every_grid_point(tmp_path: Path) -> None
 def test_a_bad_sweep_file_fails_at_once_naming_the_key(
     tmp_path: Path, body: str, message: str
 ) -> None:
-    path = _write(tmp_path / "bad.toml", f'base = "diehl-cook-100"\n{body}\n')
+    path = _write(tmp_path / "bad.toml", f'base = "{DC100}"\n{body}\n')
     with pytest.raises(PipelineError, match="bad.toml") as err:
         load_sweep(path)
     assert message in str(err.value) and "\n" not in str(err.value)
@@ -220,7 +221,7 @@ def test_the_sweep_recipes_resolve() -> None:
 
 
 def test_the_cli_refuses_a_bad_sweep_file_before_starting_ray(tmp_path: Path) -> None:
-    path = _write(tmp_path / "bad.toml", 'base = "diehl-cook-100"\n[grid]\n"x.y" = [1]\n')
+    path = _write(tmp_path / "bad.toml", f'base = "{DC100}"\n[grid]\n"x.y" = [1]\n')
     result = CliRunner().invoke(main, ["sweep", str(path), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2
     assert result.output.startswith("Error: ") and "unknown key 'x.y'" in result.output
@@ -234,9 +235,7 @@ def test_the_sweep_folder_is_checked_before_ray_starts(tmp_path: Path) -> None:
     from stdp_pipeline.sweep.engine import run_sweep
 
     spec = load_sweep(
-        _write(
-            tmp_path / "s.toml", 'base = "diehl-cook-100"\n[grid]\n"event_stdp.eta" = [0.1, 0.2]\n'
-        )
+        _write(tmp_path / "s.toml", f'base = "{DC100}"\n[grid]\n"event_stdp.eta" = [0.1, 0.2]\n')
     )
     other = tmp_path / "other"
     other.mkdir()
@@ -305,7 +304,7 @@ def test_sweep_on_local_ray_summary_failure_and_resume(tmp_path: Path, mnist_dir
     message, and the others finish. Then --resume skips the 4 finished runs."""
     sweep = _write(
         tmp_path / "tiny.toml",
-        'base = "diehl-cook-100"\nseeds = [0, 1]\n'
+        f'base = "{DC100}"\nseeds = [0, 1]\n'
         + TINY.replace('"data.test_digits" = 20\n', "")
         + '[grid]\n"data.test_digits" = [20, 30, 20000]\n',
     )
@@ -416,7 +415,7 @@ def _wait_for(predicate, timeout_s: float, what: str) -> None:
 def test_a_killed_worker_is_rerun_from_its_checkpoint(tmp_path: Path, mnist_dir: Path) -> None:
     """kill -9 of the Ray worker in the middle of training: Ray reruns the task, which resumes
     from the last checkpoint and finishes; the sweep reports no failure."""
-    sweep = _write(tmp_path / "one.toml", 'base = "diehl-cook-100"\n' + LONGER)
+    sweep = _write(tmp_path / "one.toml", f'base = "{DC100}"\n' + LONGER)
     out = tmp_path / "out"
     env = {**os.environ, "STDP_DATA_DIR": str(mnist_dir), "STDP_PROGRESS": "0"}
     proc = subprocess.Popen(
@@ -446,7 +445,7 @@ def test_a_killed_worker_is_rerun_from_its_checkpoint(tmp_path: Path, mnist_dir:
 def test_ctrl_c_stops_the_sweep_and_resume_finishes_it(tmp_path: Path, mnist_dir: Path) -> None:
     sweep = _write(
         tmp_path / "two.toml",
-        'base = "diehl-cook-100"\nseeds = [0, 1]\n' + LONGER,
+        f'base = "{DC100}"\nseeds = [0, 1]\n' + LONGER,
     )
     out = tmp_path / "out"
     env = {**os.environ, "STDP_DATA_DIR": str(mnist_dir), "STDP_PROGRESS": "0"}
@@ -496,7 +495,7 @@ def test_runs_that_differ_only_after_training_share_one(tmp_path: Path) -> None:
         TINY.replace('"data.train_digits" = 20\n', "")
         + '[grid]\n"evaluate.inh_to_exc_weight" = [17, 4, 1]\n"data.train_digits" = [20, 30]\n'
     )
-    head = 'base = "diehl-cook-100"\nseeds = [0, 1]\n'
+    head = f'base = "{DC100}"\nseeds = [0, 1]\n'
     sweep = _write(tmp_path / "tiny.toml", head + body)
     spec = load_sweep(sweep)
     sources = shared_training(spec, tmp_path / "out", list(spec.runs))
@@ -543,7 +542,7 @@ def test_sweep_of_inference_settings_trains_once(tmp_path: Path, mnist_dir: Path
 
     sweep = _write(
         tmp_path / "inh.toml",
-        'base = "diehl-cook-100"\nseeds = [0]\n'
+        f'base = "{DC100}"\nseeds = [0]\n'
         + TINY
         + '[grid]\n"evaluate.inh_to_exc_weight" = [17, 0.5]\n',
     )

@@ -7,6 +7,7 @@ import inspect
 
 import click
 import pytest
+from bases import DC100
 from click.testing import CliRunner
 
 from stdp_pipeline.cli.main import main
@@ -61,7 +62,7 @@ def _closure(names: tuple[str, ...]) -> set[str]:
 @pytest.mark.parametrize("s", STAGES[1:], ids=lambda s: s.name)
 def test_needs_are_what_the_functions_check(s, tmp_path):
     """On a run directory with no stage done, each stage refuses, naming a stage it needs."""
-    run = RunDir.create(tmp_path / "r", load_config("diehl-cook-100"), command=["test"])
+    run = RunDir.create(tmp_path / "r", load_config(DC100), command=["test"])
     with pytest.raises(PipelineError, match=r"has no '(\w+)' stage yet") as info:
         s.load()(run, **s.arguments(**({"progress": False} if "progress" in s.defaults else {})))
     missing = str(info.value).split("'")[1]
@@ -149,7 +150,7 @@ def test_run_stages_follows_the_table(fake_table, tmp_path):
     printed = []
     run = run_stages(
         tmp_path / "r",
-        load_config("diehl-cook-100"),
+        load_config(DC100),
         data_dir="D",
         progress=False,
         options={"train": {"epochs": 2}, "extra": {"size": 5}},
@@ -165,7 +166,7 @@ def test_run_stages_follows_the_table(fake_table, tmp_path):
 
 
 def test_run_stages_checks_every_argument_first(fake_table, tmp_path):
-    config = load_config("diehl-cook-100")
+    config = load_config(DC100)
     with pytest.raises(TypeError, match="unknown stage"):
         run_stages(tmp_path / "a", config, options={"evaluate": {}})
     with pytest.raises(TypeError, match="stage 'extra' takes no argument.* digits"):
@@ -177,7 +178,7 @@ def test_cli_run_follows_the_table(fake_table, tmp_path):
     """`stdp-pipeline run` runs the table's stages, passes --epochs/--limit/--quiet/--data-dir to
     the stages that take them, and prints each stage's line."""
     out = tmp_path / "r"
-    args = ["run", str(out), "--config", "diehl-cook-100", "--epochs", "3", "--data-dir", "D", "-q"]
+    args = ["run", str(out), "--config", DC100, "--epochs", "3", "--data-dir", "D", "-q"]
     result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [f"made {out}", "learned for 3 epoch(s)", "8"]

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import tensorflow as tf
+from bases import DC100
 
 from stdp_pipeline.io import data
 from stdp_pipeline.io.config import ExperimentConfig, load_config
@@ -208,7 +209,7 @@ def test_a_network_learns_from_the_latency_code(mnist_dir):
     learning off: counts [B, N], learned state untouched. Theta starts at 10 mV: at Diehl &
     Cook's 20 mV a single volley does not make these neurons fire."""
     config = load_config(
-        "diehl-cook-100",
+        DC100,
         [
             "encoding.code=latency",
             "network.n_excitatory=10",
