@@ -127,12 +127,14 @@ def _run_help() -> str:
             "  stdp-pipeline run results/dc100 --config diehl-cook-100",
             "  stdp-pipeline run results/quick --config scripts/configs/diehl-cook-100-quick.toml",
             "  stdp-pipeline run results/dc100-seeds --config diehl-cook-100 --seeds 0,1,2",
-            "  stdp-pipeline run results/dc100-4 --config diehl-cook-100 --seeds 0,1,2,3 --stack 2",
+            "  stdp-pipeline run results/dc100-4 --config diehl-cook-100 --seeds 0,1,2,3 \\",
+            "      --stack 2 --engine xla --set network.input_delay_max_ms=0",
             "",
             "With --seeds: one run directory per seed, RUN_DIR/seed=<s>, side by side on a local "
             "Ray; the mean and spread over the seeds in RUN_DIR/summary.csv. The same command "
             "again continues. With --stack N each worker trains up to N seeds' networks as one "
-            "compiled program.",
+            "compiled TensorFlow program (not with input delays or the native engine: those "
+            "train one by one).",
         ]
     )
 

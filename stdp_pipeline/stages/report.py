@@ -210,13 +210,15 @@ def run_notes(config: dict, metrics: dict, *, seed: bool = True) -> list[str]:
     test_digits = metrics.get("test_digits")
     if test_digits is not None and test_digits != 10000:
         notes.append(f"{test_digits:,} test digits")
-    engines = [
-        f"{stage} on the native engine"
+    native = [
+        stage
         for stage, section in (("trained", "train"), ("inference", "evaluate"))
         if (config.get(section) or {}).get("engine", "xla") != "xla"
     ]
-    if engines:
-        notes.append(", ".join(engines))
+    if native == ["trained", "inference"]:
+        notes.append("native engine")
+    elif native:
+        notes.append(f"{native[0]} on the native engine")
     return notes
 
 

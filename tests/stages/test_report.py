@@ -99,9 +99,7 @@ def _fake_evaluated_run(path, n, accuracy, *, name, train_wall_s=12.5, sets=(), 
 def test_measured_rows_name_passes_seed_labelled_digits_and_inference_inhibition(tmp_path):
     """The note of a measured row gives the passes, the seed, the labelled digits the labels
     and read-out were fitted on, and an inference inhibition of its own."""
-    _fake_evaluated_run(
-        tmp_path / "one", 100, {"linear": 0.9}, name="diehl-cook-100", train_passes=1
-    )
+    _fake_evaluated_run(tmp_path / "one", 100, {"linear": 0.9}, name=DC100, train_passes=1)
     _fake_evaluated_run(
         tmp_path / "three", 1600, {"linear": 0.95}, name="event-stdp-patches",
         sets=["evaluate.inh_to_exc_weight=4", "seed=2"], train_passes=3,
@@ -121,6 +119,11 @@ def test_measured_rows_name_passes_seed_labelled_digits_and_inference_inhibition
     assert measured_rows(tmp_path / "native")[0]["note"].endswith(
         "training digits; trained on the native engine"
     )
+    _fake_evaluated_run(tmp_path / "c", 100, {"linear": 0.9}, name="diehl-cook-100", train_passes=3)
+    assert measured_rows(tmp_path / "c")[0]["note"] == (
+        "input delays 0-10 ms; 3 passes; seed 0; labels and read-out from 10,000 training digits; "
+        "native engine"
+    )
 
 
 def test_notes_name_each_switch_of_the_authors_code(tmp_path):
@@ -137,6 +140,7 @@ def test_notes_name_each_switch_of_the_authors_code(tmp_path):
         "retries up to 64",
     ]
     assert fidelity_notes(load_config("diehl-cook-400").to_dict()) == ["input delays 0-10 ms"]
+    assert fidelity_notes(load_config("diehl-cook-100").to_dict()) == ["input delays 0-10 ms"]
     assert fidelity_notes(load_config(DC100).to_dict()) == []
     assert fidelity_notes(load_config("diehl-cook-1600").to_dict()) == [
         "exponential membrane",
@@ -399,7 +403,7 @@ def test_report_commands_on_a_tiny_trained_run(tiny_runs, tmp_path):
 
     _ok(compare, run.parent, "--out", tmp_path / "cmp")
     md = (tmp_path / "cmp" / "comparison.md").read_text()
-    assert "diehl-cook-100" in md and f"`{run}`" in md
+    assert "dc100-tests" in md and f"`{run}`" in md
 
 
 def test_report_commands_say_what_is_missing(tiny_runs, tmp_path):
@@ -485,7 +489,9 @@ def test_fidelity_ablation_runs_each_variant_as_a_seeds_folder(tmp_path, monkeyp
         "--seeds", "0,1",
     ]  # fmt: skip
     assert script.command(100, "simulated rest", [2], out, ["data.train_digits=50"], 2) == [
-        "stdp-pipeline", "run", str(out / "simulated-rest"), "--config", DC100,
+        "stdp-pipeline", "run", str(out / "simulated-rest"), "--config", "diehl-cook-100",
+        "--set", "network.input_delay_max_ms=0", "--set", "train.engine=xla",
+        "--set", "evaluate.engine=xla", "--set", "train.epochs=1",
         "--set", "encoding.rest=simulate", "--set", "excitatory.v_init_offset_mv=-40",
         "--set", "inhibitory.v_init_offset_mv=-40", "--set", "data.train_digits=50",
         "--seeds", "2", "--workers", "2",
