@@ -4,8 +4,8 @@
 Uses the Diehl & Cook preset (0.5 ms steps, 350 ms presentations, trace STDP) on real MNIST
 digits, without input delays (the model the speed targets were set on; ``diehl-cook-100``,
 ``-400`` and ``-1600`` have them since the fidelity ablation: ``--set
-network.input_delay_max_ms=10`` times them), on the engine ``--engine`` names; compilation is done before timing. Prints one table
-(pandas) with the machine it ran on.
+network.input_delay_max_ms=10`` times them), on the engine ``--engine`` names; compilation is
+done before timing. Prints one table (pandas) with the machine it ran on.
 
     python scripts/benchmark.py                       # 100, 400 and 1600 neurons
     python scripts/benchmark.py --sizes 400 --train-digits 1000 --infer-digits 4000
