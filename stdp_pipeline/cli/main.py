@@ -103,7 +103,7 @@ def _main_help() -> str:
             "Examples:",
             "  stdp-pipeline data check",
             "  stdp-pipeline run results/dc100 --config diehl-cook-100",
-            "  stdp-pipeline run results/dc6400 --config diehl-cook-6400 --engine native",
+            "  stdp-pipeline run results/dc6400 --config diehl-cook-6400",
             "  stdp-pipeline encode results/quick --config diehl-cook-100 \\",
             "      --set data.train_digits=2000 --set data.assign_start=2000 \\",
             "      --set data.assign_digits=1000 --set data.allow_overlap=false",
