@@ -342,6 +342,23 @@ class ExperimentConfig:
         d = self.network.input_delay_max_ms
         return int(math.ceil(d / self.encoding.dt_ms - 1e-9)) if d > 0 else 0
 
+    def stack_problem(self) -> str | None:
+        """Why networks of this config cannot learn as one stack (:mod:`stdp_pipeline.sim.stack`,
+        ``--stack``) whatever their seeds, or None: a stack is one compiled TensorFlow program
+        without input delays."""
+        if self.input_delay_steps():
+            return (
+                f"network.input_delay_max_ms = {self.network.input_delay_max_ms}: networks with "
+                "input delays do not learn as one stack"
+            )
+        if self.train.engine != "xla":
+            return (
+                f"train.engine = {self.train.engine!r}: a stack is one compiled TensorFlow "
+                "program (train.engine = 'xla'); the native engine trains each network alone, "
+                "faster than a stack"
+            )
+        return None
+
     def native_problem(self, learning: bool = True) -> str | None:
         """Why the native engine (:mod:`stdp_pipeline.sim.native`) cannot run this config with
         learning on (``learning``) or off, or None when it can: it runs conductance neurons on

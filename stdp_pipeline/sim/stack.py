@@ -53,17 +53,9 @@ def check_stackable(nets: Sequence[SpikingNetwork]) -> None:
                 f"than the seed ({changed[0]}): only such networks learn as one stack; train "
                 "them one by one"
             )
-    if first.delay_h:
-        raise PipelineError(
-            f"network.input_delay_max_ms = {first.config.network.input_delay_max_ms}: networks "
-            "with input delays do not learn as one stack; train them one by one"
-        )
-    if first.config.train.engine != "xla":
-        raise PipelineError(
-            f"train.engine = {first.config.train.engine!r}: a stack is one compiled TensorFlow "
-            "program (train.engine = 'xla'); the native engine trains each network alone, "
-            "faster than a stack"
-        )
+    why = first.config.stack_problem()
+    if why is not None:
+        raise PipelineError(f"{why}; train them one by one")
 
 
 class NetworkStack(tf.Module):

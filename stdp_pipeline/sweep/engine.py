@@ -286,6 +286,10 @@ def _run_on_ray(
         gpu = f", {slots.gpus:g} GPU" if slots.gpus else ""
         trains = [r for r in todo if r.relpath not in sources]
         groups = _groups(trains, stack)
+        if stack > 1:
+            why = next((r.config.stack_problem() for r in trains if r.config.stack_problem()), None)
+            if why is not None:
+                say(f"--stack {stack}: {why}; those runs train one per task")
         what = f"{len(todo)} run(s)"
         if len(groups) < len(trains):
             what += f" as {len(groups)} task(s) of up to {stack} networks trained as one stack"
@@ -547,10 +551,15 @@ def _not_trained(source: str, result: Mapping[str, Any]) -> dict[str, Any]:
 
 def _groups(todo: Sequence[RunSpec], stack: int) -> list[list[RunSpec]]:
     """The runs of ``todo`` as Ray tasks: the seeds of one point in groups of at most ``stack``
-    (in the order of ``todo``, a group where its first run comes)."""
+    (in the order of ``todo``, a group where its first run comes); a run whose config cannot
+    stack (:meth:`~stdp_pipeline.io.config.ExperimentConfig.stack_problem`) is a task of its
+    own, so that such seeds train side by side rather than one after another in one task."""
     groups: list[list[RunSpec]] = []
     open_group: dict[Any, list[RunSpec]] = {}
     for run in todo:
+        if stack > 1 and run.config.stack_problem() is not None:
+            groups.append([run])
+            continue
         group = open_group.get(run.point.name)
         if group is None or len(group) >= stack:
             group = open_group[run.point.name] = []

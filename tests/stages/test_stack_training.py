@@ -121,6 +121,11 @@ def test_seeds_of_a_point_group_into_stacks() -> None:
     groups = _groups(spec.runs, 2)
     assert [[r.seed for r in g] for g in groups] == [[0, 1], [2, 3], [4]]
     assert [[r.seed for r in g] for g in _groups(spec.runs, 1)] == [[0], [1], [2], [3], [4]]
+    # seeds that cannot stack (input delays, the native engine: diehl-cook-100) go side by side
+    for sets in (["network.input_delay_max_ms=10"], ["train.engine=native"]):
+        apart = seeds_sweep(DC100, sets, [0, 1, 2], name="s", stages=("train",))
+        assert [[r.seed for r in g] for g in _groups(apart.runs, 2)] == [[0], [1], [2]]
+    assert apart.runs[0].config.stack_problem().startswith("train.engine = 'native'")
 
 
 def test_stack_on_a_single_run_is_a_one_line_error(tmp_path: Path) -> None:
