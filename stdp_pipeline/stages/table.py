@@ -90,9 +90,11 @@ def _encoded(run: RunDir, result: RunDir) -> str:
 def _trained(run: RunDir, summary: dict) -> str:
     flags = summary.get("health_flags") or {}
     health = f"; training health flags: {', '.join(flags)} (see curves.png)" if flags else ""
+    start = summary.get("resumed_from") or 0
+    this = f"digits {start} to {summary['digits_seen']} " if start else ""  # this session's
     return (
-        f"trained on {summary['digits_seen']} digits in {summary['wall_s']:.1f} s "
-        f"({summary['digits_per_s']} digits/s, {summary['spikes_per_digit']:.1f} spikes per "
+        f"trained on {summary['digits_seen']} digits ({this}in {summary['wall_s']:.1f} s, "
+        f"{summary['digits_per_s']} digits/s, {summary['spikes_per_digit']:.1f} spikes per "
         f"digit); weights in {run.file('model.npz')}{health}"
     )
 

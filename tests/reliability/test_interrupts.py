@@ -190,7 +190,7 @@ def test_interrupted_training_resumes_bit_identical(real_runs, tmp_path: Path, h
     proc = _stdp("train", run, "--resume")
     out, err = proc.communicate(timeout=1200)
     assert proc.returncode == 0, err
-    assert "trained on 200 digits" in out
+    assert "trained on 200 digits (digits " in out and " to 200 in " in out
     straight = real_runs["straight"]
     assert _same_model(run, straight)
     assert (run / "train_log.csv").read_text() == (straight / "train_log.csv").read_text()

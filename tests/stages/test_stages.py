@@ -195,7 +195,7 @@ def test_tiny_run_end_to_end_writes_every_artefact(tiny_run):
 #: What each stage's line starts with on the TINY run.
 TINY_LINES = {
     "encode": "encoded 40 training, 30 assignment and 30 test digits into ",
-    "train": "trained on 40 digits in ",
+    "train": "trained on 40 digits (in ",
     "assign": "assigned 12 neurons; per class ",
     "evaluate": "test accuracy on 30 digits: ",
     "fields": "receptive fields in ",
@@ -261,7 +261,7 @@ def test_run_follows_the_stage_table(tmp_path, mnist_dir, monkeypatch):
     assert 0 < records["assign"]["simulate_s"] <= records["assign"]["wall_s"]
     assert 0 < metrics["wall_s"] <= records["evaluate"]["wall_s"]
     assert metrics["train_wall_s"] == records["train"]["wall_s"]
-    seconds = float(lines[1].split(" in ")[1].split(" s ")[0])
+    seconds = float(lines[1].split(" (in ")[1].split(" s, ")[0])
     assert 0 < seconds <= records["train"]["wall_s"] + 0.05
     curve = (path / "train_curve.csv").read_text().splitlines()[0]
     assert tuple(curve.split(",")) == train_mod.CURVE_COLUMNS
