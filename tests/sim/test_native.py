@@ -376,3 +376,58 @@ def test_wide_vectors_give_the_same_bits(digits, monkeypatch, delays):
     assert np.abs(runs[0][0] - start).max() > 1e-3  # the weights learned
     for a, b in zip(*runs, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        [],  # no delays
+        ["network.input_delay_max_ms=10"],
+        ["encoding.rest=simulate", "excitatory.v_init_offset_mv=-40"],  # the state carried
+        ["network.input_delay_max_ms=5", "learning.weight_sum=0"],  # weights above w_max kept
+    ],
+    ids=["plain", "delays", "simulated-rest", "delays-unnormalised"],
+)
+def test_threads_give_the_same_bits(digits, case):
+    """A presentation with learning on 2 or 3 threads (each stepping its own range of neurons,
+    their columns of W and their rings, joined twice a step) gives the weights, thresholds,
+    carried state and spike counts of one thread bit for bit: 40 neurons (ranges of 16, 16 and 8),
+    12 digits; with delays, the simulated rest, and weights loaded above w_max with no
+    normalisation (the depression's row marks are per thread)."""
+    runs = []
+    for threads in (1, 2, 3):
+        net = SpikingNetwork(
+            _config(
+                *case, "encoding.presentation_ms=150", "train.engine=native",
+                "network.n_excitatory=40", "trace_stdp.nu_pre=0.01",
+            )
+        )  # fmt: skip
+        if "learning.weight_sum=0" in case:
+            w = net.weights.numpy()
+            w[:, ::3] = 1.5  # above w_max = 1: depressed whole rows clip them
+            net.weights.assign(w)
+        start = net.weights.numpy()
+        learner = net.native_learner()
+        learner.threads = threads
+        stats = train_chunk(net, digits[:12], np.arange(12))
+        carried = [v.numpy() for v in tf.nest.flatten(net.carried)] if net.carried else []
+        runs.append((net.weights.numpy(), net.theta.numpy(), stats.neuron_spikes, *carried))
+    assert runs[0][2].sum() > 0 and np.abs(runs[0][0] - start).max() > 1e-3
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_thread_chooser_times_both_and_keeps_the_faster():
+    """ThreadChooser: each option runs `probe` presentations, the faster the next `hold`, then
+    both are timed again; one option only (a small layer, one core) always gives 1 thread."""
+    chooser = native.ThreadChooser(4, probe=2, hold=3)
+    seen = []
+    for _ in range(14):
+        k = chooser.threads()
+        seen.append(k)
+        chooser.record(0.2 if k == 4 else 0.1)  # one thread faster
+    assert seen == [4, 4, 1, 1, 1, 1, 1, 4, 4, 1, 1, 1, 1, 1]
+    single = native.ThreadChooser(1)
+    assert [single.threads() for _ in range(3)] == [1, 1, 1]
+    assert native.training_threads(100) == 1

@@ -49,6 +49,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,65 @@ FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fPIC"
 #: on AVX-512 CPUs); the same operations lane by lane, so the same bits: 10-16 % faster at 6,400
 #: neurons (README "Speed")
 WIDE = ("-mprefer-vector-width=512",) if platform.machine().lower() in ("x86_64", "amd64") else ()
+
+#: Neurons per thread of a presentation with learning, at least: each step joins the threads
+#: twice, which a smaller layer does not repay (README "Speed": 800 neurons with input delays
+#: gain nothing from a second thread, 1,600 without delays lose).
+THREAD_NEURONS = 1024
+
+
+def training_threads(n: int) -> int:
+    """The most threads for one presentation with learning of ``n`` neurons: one per
+    :data:`THREAD_NEURONS` neurons, at most the cores this process may run on and
+    ``$OMP_NUM_THREADS`` where set (a sweep task's share of the cores sets it)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    if omp.isdigit() and int(omp) > 0:
+        cores = min(cores, int(omp))
+    return max(1, min(cores, n // THREAD_NEURONS, 16))
+
+
+class ThreadChooser:
+    """Picks the threads of each presentation with learning by timing them: one thread and
+    ``most`` threads each run ``probe`` presentations in turn, then the faster runs the next
+    ``hold``, then both are timed again. Any count gives the same results bit for bit; which is
+    faster depends on the layer, the spikes (a fresh network fires more) and the load that
+    other processes put on the cores (threads that wait for each other at every step lose much
+    when another process takes their cores), so it is measured rather than guessed."""
+
+    def __init__(self, most: int, probe: int = 8, hold: int = 1000) -> None:
+        self.options = (most, 1) if most > 1 else (1,)
+        self.probe, self.hold = probe, hold
+        self._at = 0  # position in the round: the probes, then the hold
+        self._spent = dict.fromkeys(self.options, 0.0)
+        self._best = self.options[0]
+
+    def threads(self) -> int:
+        """The thread count of the next presentation."""
+        if len(self.options) == 1:
+            return 1
+        probes = self.probe * len(self.options)
+        if self._at < probes:
+            return self.options[self._at // self.probe]
+        return self._best
+
+    def record(self, seconds: float) -> None:
+        """The wall time of the presentation just run with :meth:`threads`."""
+        if len(self.options) == 1:
+            return
+        probes = self.probe * len(self.options)
+        if self._at < probes:
+            self._spent[self.options[self._at // self.probe]] += seconds
+            if self._at == probes - 1:
+                self._best = min(self.options, key=self._spent.__getitem__)
+        self._at += 1
+        if self._at >= probes + self.hold:  # a new round
+            self._at = 0
+            self._spent = dict.fromkeys(self.options, 0.0)
+
 
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
@@ -89,7 +149,7 @@ def library() -> ctypes.CDLL:
             )
         folder = tempfile.mkdtemp(prefix="stdp-native-")
         out = os.path.join(folder, "present.so")
-        cmd = [cc, *FLAGS, *WIDE, "-o", out, *map(str, SOURCES), "-lm"]
+        cmd = [cc, *FLAGS, *WIDE, "-pthread", "-o", out, *map(str, SOURCES), "-lm"]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             lines = done.stderr.strip().splitlines() or ["no message"]
@@ -104,7 +164,7 @@ def library() -> ctypes.CDLL:
         u8 = ctypes.POINTER(ctypes.c_uint8)
         lib.stdp_present.argtypes = [
             i32, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, f32, f32, ctypes.c_int,
-            f32, f32, f32, f32, u8, ctypes.c_int, f32,
+            f32, f32, f32, f32, u8, ctypes.c_int, f32, ctypes.c_int,
         ]  # fmt: skip
         i64 = ctypes.POINTER(ctypes.c_int64)
         lib.stdp_respond.restype = ctypes.c_int
@@ -187,6 +247,10 @@ class Engine:
         #: steps of a learning presentation: the shown ones, then a simulated rest's (and with
         #: delays at least ``h - 1``)
         self.steps = enc.steps + net.after_steps
+        #: threads of a presentation with learning: None, chosen by timing (ThreadChooser); a
+        #: number, that many (the same results with any number)
+        self.threads: int | None = None
+        self._chooser = ThreadChooser(training_threads(net.n))
         if learning:
             pe, rp = net.exc_params, net.rule_params
             rest_ms = net.rest_left_ms  # the rest not simulated as steps
@@ -340,13 +404,17 @@ class Engine:
         counts = np.empty(net.n, np.float32)
         f32, i32 = ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int32)
         state = None if self.state is None else self.state.ctypes.data_as(f32)
+        threads = self._chooser.threads() if self.threads is None else self.threads
+        t0 = time.perf_counter()
         rc = self.lib.stdp_present(
             x.ctypes.data_as(i32), steps, self.steps, width, net.n_inputs,
             self.w.ctypes.data_as(f32), self.theta.ctypes.data_as(f32), net.n,
             self.exc.ctypes.data_as(f32), self.inh.ctypes.data_as(f32),
             self.consts.ctypes.data_as(f32), state, self._delays(), self.h,
-            counts.ctypes.data_as(f32),
+            counts.ctypes.data_as(f32), threads,
         )  # fmt: skip
         if rc != 0:
             raise MemoryError("the native engine could not allocate its per-sample state")
+        if self.threads is None:
+            self._chooser.record(time.perf_counter() - t0)
         return counts

@@ -46,6 +46,8 @@
  * theta [N], counts [N] (out), delays [P, N] uint8 or NULL. Units: ms and mV.
  */
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,9 +232,9 @@ static void layer_rest(const float *c, Layer *st, int n) {
 /* Every neuron in the active set, in index order (when none is known to be at rest: an
  * inhibitory layer that fires at rest, or a state carried from the last presentation); returns
  * how many. */
-static int activate_all(int *active, char *is_active, int n) {
-    for (int j = 0; j < n; j++) active[j] = j, is_active[j] = 1;
-    return n;
+static int activate_all(int *active, char *is_active, int lo, int hi) {
+    for (int j = lo; j < hi; j++) active[j - lo] = j, is_active[j] = 1;
+    return hi - lo;
 }
 
 /* drive = the sum of the W rows of the step's input spikes `idx` (slot order; n_inputs and
@@ -248,12 +250,12 @@ static inline v8f load8(const float *p) {
 }
 
 static void sum_rows(float *restrict drive, const float *w, const int32_t *idx, int width,
-                     int n_inputs, int n) {
+                     int n_inputs, size_t stride, int n) {
     const float *rows[width > 0 ? width : 1];
     int m = 0;
     for (int k = 0; k < width; k++) { /* no branch: how many slots hold a spike varies */
         const int src = idx[k], valid = src >= 0 && src < n_inputs;
-        rows[m] = w + (size_t)(valid ? src : 0) * n;
+        rows[m] = w + (size_t)(valid ? src : 0) * stride;
         m += valid;
     }
     int j0 = 0;
@@ -279,12 +281,12 @@ static void sum_rows(float *restrict drive, const float *w, const int32_t *idx, 
     }
 }
 
-/* The neurons that fired (s_e) into `fired`, ascending; a neuron joins `active` at its first
- * spike of the presentation. Returns how many fired. */
-static int note_fired(const float *s_e, int n, int *fired, int *active, char *is_active,
+/* The neurons j in [lo, hi) that fired (s_e) into `fired`, ascending; a neuron joins `active` at
+ * its first spike of the presentation. Returns how many fired. */
+static int note_fired(const float *s_e, int lo, int hi, int *fired, int *active, char *is_active,
                       int *n_active) {
     int n_new = 0;
-    for (int j = 0; j < n; j++)
+    for (int j = lo; j < hi; j++)
         if (s_e[j] != 0.0f) {
             fired[n_new++] = j;
             if (!is_active[j]) {
@@ -295,23 +297,27 @@ static int note_fired(const float *s_e, int n, int *fired, int *active, char *is
     return n_new;
 }
 
-/* The inhibitory layer's step, then the wiring: inh.ge += w_ei at this step's excitatory spikes
- * `fired` (one-to-one), exc.gi += w_ie (sum(s_i) - s_i) (hollow). Only the first `n_stepped`
- * neurons of `active` are stepped: an inhibitory neuron whose partner has not fired in this
+/* The inhibitory layer's step for the neurons in [lo, hi), then inh.ge += w_ei at this step's
+ * excitatory spikes `fired` (one-to-one); returns how many fired (inhibit_apply then adds
+ * exc.gi += w_ie (sum(s_i) - s_i), hollow, once the whole layer's count is known). Only the first
+ * `n_stepped` neurons of `active` (those of [lo, hi)) are stepped: an inhibitory neuron whose partner has not fired in this
  * presentation is at rest (v = v_rest, no conductance), and its step changes nothing. When
  * all are (a carried state, or every neuron has fired), one vector loop steps the whole layer:
  * neurons step independently, so the order does not matter. `s_i` is all zeros on entry and on
  * return. */
-static void inhibit(const float *inh_c, Layer *inh, Layer *exc, const int *active, int n_stepped,
-                    const int *fired, int n_fired, float w_ei, float w_ie, float dt, float *s_i,
-                    int n) {
+static int inhibit_step(const float *inh_c, Layer *inh, const int *active, int n_stepped,
+                        const int *fired, int n_fired, float w_ei, float dt, float *s_i, int lo,
+                        int hi) {
     const int exp_i = inh_c[L_EXPONENTIAL] != 0.0f, hold_i = inh_c[L_HOLD_V] != 0.0f;
     const float thr_inh = inh_c[L_V_THRESH];
     const Consts k_inh = consts_of(inh_c);
+    const int m = hi - lo;
     int n_inh = 0;
-    if (n_stepped == n)
-        n_inh = uniform_step(inh_c, inh, dt, s_i, n);
-    for (int a = 0; a < n_stepped && n_stepped < n; a++) {
+    if (n_stepped == m) {
+        Layer part = {inh->v + lo, inh->ge + lo, inh->gi + lo, inh->since + lo};
+        n_inh = uniform_step(inh_c, &part, dt, s_i + lo, m);
+    }
+    for (int a = 0; a < n_stepped && n_stepped < m; a++) {
         const int j = active[a];
         float o[4];
         const float f = neuron_step(k_inh, inh->v[j], inh->ge[j], inh->gi[j], inh->since[j], 0.0f,
@@ -320,44 +326,61 @@ static void inhibit(const float *inh_c, Layer *inh, Layer *exc, const int *activ
         s_i[j] = f;
         n_inh += f != 0.0f;
     }
-    for (int m = 0; m < n_fired; m++) inh->ge[fired[m]] = inh->ge[fired[m]] + w_ei * 1.0f;
-    if (n_inh) {
-        const float total = (float)n_inh;
-        for (int j = 0; j < n; j++) exc->gi[j] = exc->gi[j] + w_ie * (total - s_i[j]);
-        for (int a = 0; a < n_stepped; a++) s_i[active[a]] = 0.0f;
-    }
+    for (int k = 0; k < n_fired; k++) inh->ge[fired[k]] = inh->ge[fired[k]] + w_ei * 1.0f;
+    return n_inh;
+}
+
+/* exc.gi += w_ie (n_inh - s_i) for the neurons in [lo, hi) (n_inh: the inhibitory spikes of the
+ * whole layer in this step), then s_i back to 0 for the `n_stepped` first of `active`. */
+static void inhibit_apply(Layer *exc, const int *active, int n_stepped, int n_inh, float w_ie,
+                          float *s_i, int lo, int hi) {
+    if (!n_inh) return;
+    const float total = (float)n_inh;
+    for (int j = lo; j < hi; j++) exc->gi[j] = exc->gi[j] + w_ie * (total - s_i[j]);
+    for (int a = 0; a < n_stepped; a++) s_i[active[a]] = 0.0f;
+}
+
+/* The inhibitory layer's step and the wiring for a whole layer. */
+static void inhibit(const float *inh_c, Layer *inh, Layer *exc, const int *active, int n_stepped,
+                    const int *fired, int n_fired, float w_ei, float w_ie, float dt, float *s_i,
+                    int n) {
+    const int n_inh = inhibit_step(inh_c, inh, active, n_stepped, fired, n_fired, w_ei, dt, s_i,
+                                   0, n);
+    inhibit_apply(exc, active, n_stepped, n_inh, w_ie, s_i, 0, n);
 }
 
 #if defined(__AVX512F__)
-/* The places of synapses j .. j + 15 in an [H, N] ring whose rows are steps mod H, for the step
- * r + d (r = the current row): ((r + d[j]) mod H) N + j. */
-static inline __m512i ring_offsets(const uint8_t *d, int j, int r, int h, int n) {
+/* The places of synapses j .. j + 15 in an [H, M] ring of the neurons from `lo` on (M = `stride`
+ * of them) whose rows are steps mod H, for the step r + d (r = the current row):
+ * ((r + d[j]) mod H) M + j - lo. */
+static inline __m512i ring_offsets(const uint8_t *d, int j, int r, int h, int stride, int lo) {
     const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i vh = _mm512_set1_epi32(h);
     __m512i a = _mm512_add_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const void *)(d + j))),
                                  _mm512_set1_epi32(r));
     a = _mm512_mask_sub_epi32(a, _mm512_cmpge_epi32_mask(a, vh), a, vh);
-    return _mm512_add_epi32(_mm512_mullo_epi32(a, _mm512_set1_epi32(n)),
-                            _mm512_add_epi32(_mm512_set1_epi32(j), lanes));
+    return _mm512_add_epi32(_mm512_mullo_epi32(a, _mm512_set1_epi32(stride)),
+                            _mm512_add_epi32(_mm512_set1_epi32(j - lo), lanes));
 }
 #endif
 
-/* Input delays (see the file's comment). `ring` [H, N]: the drive arriving at each of the next H
- * steps, row (t mod H) for step t; `at[a]` points at row (a mod H), a < 2 H (no division in the
- * loop). Adds the W rows of step t's input spikes `idx` (r = t mod H), each weight into the row
- * of its arrival step. With AVX-512, 16 synapses at a time by gather and scatter: their 16
+/* Input delays (see the file's comment). `ring` [H, M]: the drive of the neurons in [lo, hi)
+ * (M = hi - lo of them) arriving at each of the next H steps, row (t mod H) for step t; `at[a]`
+ * points at row (a mod H), a < 2 H (no division in the loop). Adds the W rows of step t's input
+ * spikes `idx` (r = t mod H), each weight into the row of its arrival step. With AVX-512, 16 synapses at a time by gather and scatter: their 16
  * addresses lie in 16 different columns, so no two collide, and each sum is the scalar one. */
 static void ring_add(float *const *at, float *ring, const float *w, const uint8_t *delays,
-                     const int32_t *idx, int width, int n_inputs, int n, int r, int h) {
+                     const int32_t *idx, int width, int n_inputs, int n, int r, int h, int lo,
+                     int hi) {
     for (int k = 0; k < width; k++) {
         const int src = idx[k];
         if (src < 0 || src >= n_inputs) continue;
         const float *row = w + (size_t)src * n;
         const uint8_t *d = delays + (size_t)src * n;
-        int j = 0;
+        int j = lo;
 #if defined(__AVX512F__)
-        for (; j + 16 <= n; j += 16) {
-            const __m512i off = ring_offsets(d, j, r, h, n);
+        for (; j + 16 <= hi; j += 16) {
+            const __m512i off = ring_offsets(d, j, r, h, hi - lo, lo);
             const __m512 sum = _mm512_add_ps(_mm512_i32gather_ps(off, ring, 4),
                                              _mm512_loadu_ps(row + j));
             _mm512_i32scatter_ps(ring, off, sum, 4);
@@ -366,24 +389,25 @@ static void ring_add(float *const *at, float *ring, const float *w, const uint8_
         (void)ring, (void)h;
 #endif
         float *const *from = at + r;
-        for (; j < n; j++) {
+        for (; j < hi; j++) {
             float *dst = from[d[j]];
-            dst[j] = dst[j] + row[j];
+            dst[j - lo] = dst[j - lo] + row[j];
         }
     }
 }
 
-/* The drive that arrives at step t: the sum of the step's input rows (into `drive`), or with
- * delays the ring's row of step t once the step's rows have joined the ring (the caller clears
- * that row after the step). */
+/* The drive that arrives at step t for the neurons in [lo, hi): the sum of the step's input
+ * rows (into `drive`, indexed by neuron), or with delays the row of step t of the ring of those
+ * neurons once the step's rows have joined it (the caller clears that row after the step).
+ * Returns where the drive of neuron lo is, the others after it. */
 static float *step_drive(float *drive, float *const *at, float *ring, const float *w,
                          const uint8_t *delays, const int32_t *idx, int width, int n_inputs,
-                         int n, int t, int h) {
+                         int n, int t, int h, int lo, int hi) {
     if (!delays) {
-        sum_rows(drive, w, idx, width, n_inputs, n);
-        return drive;
+        sum_rows(drive + lo, w + lo, idx, width, n_inputs, (size_t)n, hi - lo);
+        return drive + lo;
     }
-    ring_add(at, ring, w, delays, idx, width, n_inputs, n, t % h, h);
+    ring_add(at, ring, w, delays, idx, width, n_inputs, n, t % h, h, lo, hi);
     return at[t % h];
 }
 
@@ -393,20 +417,21 @@ static void ring_rows(float **at, float *base, int h, int n) {
 }
 
 /* Delayed STDP's record of the input spikes: bit k of mask[i] is a spike of input i at step
- * t - k (k < H); t_old[i] its last spike before those steps (ms). Moves the window to step t:
- * the spikes of step t - H leave it (into t_old), those of step t (`idx`) enter. */
-static void window_advance(uint64_t *mask, float *t_old, const int32_t *idx, int width,
-                           int n_inputs, int t, int h, float dt) {
+ * t - k (k < H); t_old[i] its last spike before those steps (ms). Moves the window of the inputs
+ * in [ilo, ihi) to step t: the spikes of step t - H leave it (into t_old), those of step t
+ * (`idx`) enter. */
+static void window_advance(uint64_t *mask, float *t_old, const int32_t *idx, int width, int ilo,
+                           int ihi, int t, int h, float dt) {
     const uint64_t keep = h >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << h) - 1);
     const float leaving = (float)(t - h) * dt;
-    for (int i = 0; i < n_inputs; i++) {
+    for (int i = ilo; i < ihi; i++) {
         const uint64_t m = mask[i];
         if ((m >> (h - 1)) & 1) t_old[i] = leaving;
         mask[i] = (m << 1) & keep;
     }
     for (int k = 0; k < width; k++) {
         const int src = idx[k];
-        if (src >= 0 && src < n_inputs) mask[src] |= 1;
+        if (src >= ilo && src < ihi) mask[src] |= 1;
     }
 }
 
@@ -433,48 +458,46 @@ static int row_in_range(const float *row, int n, float w_max) {
     return good == n;
 }
 
-/* The depression of the input spikes of step e (`idx`), applied at step e + H - 1:
+/* The depression of the input spikes of step e (`rows`: the inputs that spiked, each once),
+ * applied at step e + H - 1 to the neurons in [lo, hi):
  * W[i, j] <- clip(W[i, j] - nu_pre * post1 at step e + d[i, j], 0, w_max) (p1at[a]: post1 of
- * the step that is a mod H, rows of `p1hist`), once per input however many times it spiked in
- * the step (`done[i]` = e once applied). With AVX-512, post1 of 16 synapses by one gather. */
+ * those neurons at the step that is a mod H, rows of `p1hist` [H, hi - lo]). With AVX-512, post1 of 16 synapses by one
+ * gather. */
 static void depress_delayed(float *w, const uint8_t *delays, float *const *p1at,
-                            const float *p1hist, const int32_t *idx, int width, int n_inputs,
-                            int n, int e, int h, float nu_pre, float w_max, int *done,
-                            const Sparse *sp) {
+                            const float *p1hist, const int32_t *rows, int n_rows, int n, int e,
+                            int h, float nu_pre, float w_max, const Sparse *sp, int lo, int hi) {
     float *const *from = p1at + e % h;
-    for (int k = 0; k < width; k++) {
-        const int src = idx[k];
-        if (src < 0 || src >= n_inputs || done[src] == e) continue;
-        done[src] = e;
+    for (int k = 0; k < n_rows; k++) {
+        const int src = rows[k];
         float *row = w + (size_t)src * n;
         const uint8_t *d = delays + (size_t)src * n;
         if (sparse_row(sp, src)) { /* post1 is 0 at every step for the neurons not listed */
             for (int a = 0; a < *sp->n_active; a++) {
                 const int j = sp->active[a];
-                const float x = row[j] - nu_pre * from[d[j]][j];
+                const float x = row[j] - nu_pre * from[d[j]][j - lo];
                 row[j] = x < 0.0f ? 0.0f : (x > w_max ? w_max : x);
             }
             continue;
         }
         sp->over[src] = 0; /* clipped below */
-        int j = 0;
+        int j = lo;
 #if defined(__AVX512F__)
-        const __m512 nu = _mm512_set1_ps(nu_pre), lo = _mm512_setzero_ps();
-        const __m512 hi = _mm512_set1_ps(w_max);
-        for (; j + 16 <= n; j += 16) {
-            const __m512i off = ring_offsets(d, j, e % h, h, n);
+        const __m512 nu = _mm512_set1_ps(nu_pre), zero = _mm512_setzero_ps();
+        const __m512 top = _mm512_set1_ps(w_max);
+        for (; j + 16 <= hi; j += 16) {
+            const __m512i off = ring_offsets(d, j, e % h, h, hi - lo, lo);
             const __m512 p1 = _mm512_i32gather_ps(off, p1hist, 4);
             const __m512 x = _mm512_sub_ps(_mm512_loadu_ps(row + j), _mm512_mul_ps(nu, p1));
             /* x < 0 -> 0, x > w_max -> w_max, as the scalar line below (NaN passes through) */
-            __m512 y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), x, lo);
-            y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ), y, hi);
+            __m512 y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, zero, _CMP_LT_OQ), x, zero);
+            y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, top, _CMP_GT_OQ), y, top);
             _mm512_storeu_ps(row + j, y);
         }
 #else
         (void)p1hist;
 #endif
-        for (; j < n; j++) {
-            const float x = row[j] - nu_pre * from[d[j]][j];
+        for (; j < hi; j++) {
+            const float x = row[j] - nu_pre * from[d[j]][j - lo];
             row[j] = x < 0.0f ? 0.0f : (x > w_max ? w_max : x);
         }
     }
@@ -497,138 +520,221 @@ static void potentiate_delayed(float *w, const uint8_t *delays, const uint64_t *
     }
 }
 
-/* One presentation with learning; see the file's comment. `slots` holds the `shown` steps of
- * input; the presentation runs `steps` steps (more than `shown`: a simulated rest, no input, its
- * spikes not counted). `state` NULL: every presentation from rest; else the per-sample state
- * carried from the last presentation (encoding.rest = "simulate"), read and written back:
- * excitatory v, ge, gi, since, inhibitory v, ge, gi, since, post1, post2 ([n] each), then the
- * last input spike times [n_inputs] (written back as seen from the next presentation, `steps`
- * dt later). `delays` [n_inputs, n] in steps below `h` (1 <= h <= 64), or NULL: none; with
- * delays `steps` covers at least h - 1 steps after the shown ones. Returns 0, or -1 when memory
- * ran out or the arguments do not fit. */
-static int present(const int32_t *slots, int shown, int steps, int width, int n_inputs, float *w,
-                   float *theta, int n, const float *exc_c, const float *inh_c, const float *cc,
-                   float *state, const uint8_t *delays, int h, float *counts) {
-    if (n <= 0 || n_inputs <= 0 || shown > steps) return -1;
-    if (delays && (h < 1 || h > 64 || steps < shown + h - 1)) return -1;
-    const int p_rows = n_inputs;
-    float *buf = (float *)calloc((size_t)n * 17 + (size_t)p_rows * 2, sizeof(float));
-    if (!buf) return -1;
-    Layer exc = {buf, buf + n, buf + 2 * n, buf + 3 * n};
-    Layer inh = {buf + 4 * n, buf + 5 * n, buf + 6 * n, buf + 7 * n};
-    float *drive = buf + 8 * n, *thr = buf + 9 * n, *s_e = buf + 10 * n, *s_i = buf + 11 * n;
-    float *post1 = buf + 12 * n, *post2 = buf + 13 * n, *acc = buf + 14 * n;
-    float *theta0 = buf + 15 * n, *colsum = buf + 16 * n;
-    float *last_pre = buf + 17 * n, *pre = last_pre + p_rows;
+/* Threads: a presentation of a large layer runs on `threads` threads, each stepping the neurons
+ * of its own range [lo, hi) (their columns of W, rings of their own): the same arithmetic per
+ * neuron and per weight as one thread, so the same bits. Two points per step join them: the
+ * inhibitory spike count of the whole layer (hollow inhibition), and each input's spike window,
+ * last spike time and potentiation factor (each thread moves those of its share of the inputs;
+ * the potentiation reads every input's). The barrier spins a little, then yields its core
+ * (another thread of the process may be drawing input spikes, or another process running). */
+#define MAX_THREADS 16
+
+typedef struct {
+    int count, sense, threads;
+} Barrier;
+
+static void barrier_wait(Barrier *b, int *sense) {
+    if (b->threads < 2) return;
+    *sense = !*sense;
+    if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == b->threads) {
+        __atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&b->sense, *sense, __ATOMIC_RELEASE);
+        return;
+    }
+    for (int spins = 0; __atomic_load_n(&b->sense, __ATOMIC_ACQUIRE) != *sense; spins++) {
+        if (spins < 256) {
+#if defined(__SSE__)
+            _mm_pause();
+#endif
+        } else {
+            sched_yield();
+        }
+    }
+}
+
+/* One presentation: the arguments, the arrays every thread shares (each writes only its own
+ * neurons' entries, or only thread 0 writes them), and what each thread tells the others. */
+typedef struct {
+    const int32_t *slots;
+    int shown, steps, width, n_inputs, n, h;
+    float *w, *theta, *state, *counts;
+    const float *exc_c, *inh_c, *cc;
+    const uint8_t *delays;
+    Layer exc, inh;
+    float *drive, *thr, *s_e, *s_i, *post1, *post2, *acc, *theta0, *colsum, *last_pre, *pre;
+    float *ring[MAX_THREADS]; /* each thread's rings: the drive's, then post1's, [H, hi - lo] each */
+    uint64_t *mask;
+    int *active, *fired;
+    int32_t *rows; /* [threads, n_inputs + width + 1]: each thread's list of the inputs to depress */
+    int *seen;     /* [threads, n_inputs]: the step each input was last listed in */
+    char *is_active, *over; /* over: [threads, n_inputs] */
+    int threads, go, lo[MAX_THREADS], hi[MAX_THREADS]; /* go: 1 start, -1 do not */
+    int ilo[MAX_THREADS], ihi[MAX_THREADS];             /* each thread's inputs */
+    struct {
+        int fired, inh;
+        char pad[56]; /* one cache line per thread */
+    } told[MAX_THREADS];
+    char pad[64];
+    Barrier barrier;
+} Run;
+
+typedef struct {
+    Run *run;
+    int tid;
+} Part;
+
+/* A thread's part of the inputs between the two joins of step t: moves the input window of
+ * its inputs (with delays), records its inputs' spike times and their potentiation factor pre
+ * when a neuron fired (without), and lists into `rows` the inputs to depress, each once (an
+ * input that spikes twice in a step is depressed once: its row is written, not accumulated, as
+ * by TensorFlow's scatter); every thread lists the same. With delays `*e` is the step whose
+ * spikes are depressed. Returns how many are listed. */
+static int inputs_of_step(Run *R, int tid, int t, int any_fired, int32_t *rows, int *seen,
+                          int *e) {
+    const int width = R->width, p_rows = R->n_inputs, h = R->h;
+    const int ilo = R->ilo[tid], ihi = R->ihi[tid];
+    const float dt = R->cc[C_DT], now = (float)t * dt;
+    const int32_t *idx = R->slots + (size_t)(t < R->shown ? t : 0) * width;
+    const int in_width = t < R->shown ? width : 0;
+    int n_rows = 0;
+    if (R->delays) {
+        window_advance(R->mask, R->last_pre, idx, in_width, ilo, ihi, t, h, dt);
+        *e = t - (h - 1);
+        if (*e < 0 || *e >= R->shown) return 0;
+        const int32_t *spiked = R->slots + (size_t)*e * width;
+        for (int k = 0; k < width; k++) {
+            const int src = spiked[k];
+            if (src < 0 || src >= p_rows || seen[src] == *e) continue;
+            seen[src] = *e;
+            rows[n_rows++] = src;
+        }
+        return n_rows;
+    }
+    for (int k = 0; k < in_width; k++) {
+        const int src = idx[k];
+        if (src < 0 || src >= p_rows || seen[src] == t) continue;
+        seen[src] = t;
+        rows[n_rows++] = src;
+        if (src >= ilo && src < ihi) R->last_pre[src] = now;
+    }
+    if (any_fired) {
+        const float nu_post = R->cc[C_NU_POST], tau_pre = R->cc[C_TAU_PRE];
+        for (int i = ilo; i < ihi; i++)
+            R->pre[i] = nu_post * exp_f((R->last_pre[i] - now) / tau_pre);
+    }
+    return n_rows;
+}
+
+/* The presentation of one thread's neurons [lo, hi); see present(). */
+static void present_part(Run *R, int tid) {
+    const int lo = R->lo[tid], hi = R->hi[tid], m = hi - lo, n = R->n, h = R->h;
+    const int p_rows = R->n_inputs, shown = R->shown, width = R->width;
+    const float *cc = R->cc, *exc_c = R->exc_c, *inh_c = R->inh_c;
+    const uint8_t *delays = R->delays;
+    float *w = R->w, *theta = R->theta, *state = R->state, *counts = R->counts;
+    float *drive = R->drive, *thr = R->thr, *s_e = R->s_e, *s_i = R->s_i;
+    float *post1 = R->post1, *post2 = R->post2, *acc = R->acc, *theta0 = R->theta0;
+    float *colsum = R->colsum;
     const float dt = cc[C_DT], w_ei = cc[C_W_EI], w_ie = cc[C_W_IE], w_max = cc[C_W_MAX];
-    const float nu_pre = cc[C_NU_PRE], nu_post = cc[C_NU_POST], tau_pre = cc[C_TAU_PRE];
+    const float nu_pre = cc[C_NU_PRE], tau_pre = cc[C_TAU_PRE];
+    const float nu_post = cc[C_NU_POST];
     const float dec1 = cc[C_DEC_POST1], dec2 = cc[C_DEC_POST2];
     const float theta_rate = cc[C_THETA_RATE], theta_plus = cc[C_THETA_PLUS];
     const int inhibition = cc[C_INHIBITION] != 0.0f, exact = cc[C_THETA_EXACT] != 0.0f;
     const float base = exc_c[L_V_THRESH];
+    Layer exc_part = {R->exc.v + lo, R->exc.ge + lo, R->exc.gi + lo, R->exc.since + lo};
+    Layer inh_part = {R->inh.v + lo, R->inh.ge + lo, R->inh.gi + lo, R->inh.since + lo};
+    int sense = 0;
 
-    /* active: the excitatory neurons that have fired in this presentation, in order of their
+    /* active: this thread's neurons that have fired in this presentation, in order of their
      * first spike (n_active of them; the first n_active_inh / n_active_post had fired before
      * the current step's inhibitory update / trace decay); fired: this step's spikes */
-    int *active = (int *)calloc((size_t)n * 2, sizeof(int));
-    char *is_active = (char *)calloc((size_t)n, 1);
-    if (!active || !is_active) {
-        free(buf), free(active), free(is_active);
-        return -1;
-    }
-    int *fired = active + n;
-    char *over = (char *)malloc((size_t)p_rows);
-    if (!over) {
-        free(buf), free(active), free(is_active);
-        return -1;
-    }
-    /* input delays: the drive ring and post1's [H, N], the input spike window and the step each
-     * input was last depressed [n_inputs] (the last spike times before the window: last_pre) */
-    float *ring = NULL, *p1hist = NULL, *at[128], *p1at[128];
-    uint64_t *mask = NULL;
-    int *done = NULL;
-    if (delays) {
-        ring = (float *)calloc((size_t)h * n * 2, sizeof(float));
-        mask = (uint64_t *)calloc((size_t)p_rows, sizeof(uint64_t));
-        done = (int *)malloc(sizeof(int) * (size_t)p_rows);
-        if (!ring || !mask || !done) {
-            free(buf), free(active), free(is_active), free(over), free(ring), free(mask);
-            free(done);
-            return -1;
-        }
-        p1hist = ring + (size_t)h * n;
-        ring_rows(at, ring, h, n);
-        ring_rows(p1at, p1hist, h, n);
-        for (int i = 0; i < p_rows; i++) done[i] = -1;
-    }
+    int *active = R->active + lo, *fired = R->fired + lo;
+    char *over = R->over + (size_t)tid * p_rows;
+    int32_t *rows = R->rows + (size_t)tid * (p_rows + width + 1);
+    /* with delays this thread's rings, in memory of its own (pages shared by two threads' rings
+     * cost half the gain of the second thread at 6,400 neurons: each core's prefetches took the
+     * other's cache lines) */
+    float *ring = R->ring[tid], *p1hist = ring ? ring + (size_t)h * m : NULL;
+    float *at[128], *p1at[128];
+    if (delays) ring_rows(at, ring, h, m), ring_rows(p1at, p1hist, h, m);
+    int *seen = R->seen + (size_t)tid * p_rows;
+    int n_rows = 0, e = -1;
     int n_active = 0, n_active_inh = 0, n_active_post = 0;
     if (state || (inhibition && inh_c[L_V_REST] > inh_c[L_V_THRESH]))
-        n_active = n_active_inh = n_active_post = activate_all(active, is_active, n);
+        n_active = n_active_inh = n_active_post = activate_all(active, R->is_active, lo, hi);
 
     /* Diehl & Cook's normalisation: each column scaled to sum to weight_sum. */
     if (cc[C_WEIGHT_SUM] > 0.0f) {
         for (int i = 0; i < p_rows; i++) {
             const float *row = w + (size_t)i * n;
-            for (int j = 0; j < n; j++) colsum[j] += row[j];
+            for (int j = lo; j < hi; j++) colsum[j] += row[j];
         }
-        for (int j = 0; j < n; j++)
+        for (int j = lo; j < hi; j++)
             colsum[j] = cc[C_WEIGHT_SUM] / (colsum[j] > 1e-12f ? colsum[j] : 1e-12f);
         for (int i = 0; i < p_rows; i++) { /* each row marked while it is in the cache */
             float *row = w + (size_t)i * n;
-            for (int j = 0; j < n; j++) row[j] = row[j] * colsum[j];
-            over[i] = !row_in_range(row, n, w_max);
+            for (int j = lo; j < hi; j++) row[j] = row[j] * colsum[j];
+            over[i] = !row_in_range(row + lo, m, w_max);
         }
     } else {
-        for (int i = 0; i < p_rows; i++) over[i] = !row_in_range(w + (size_t)i * n, n, w_max);
+        for (int i = 0; i < p_rows; i++) over[i] = !row_in_range(w + (size_t)i * n + lo, m, w_max);
     }
-    Sparse sp = {active, &n_active, n, over};
-    float *const carried[10] = {exc.v, exc.ge, exc.gi, exc.since, inh.v,
-                                inh.ge, inh.gi, inh.since, post1, post2};
+    Sparse sp = {active, &n_active, m, over};
+    float *const carried[10] = {R->exc.v, R->exc.ge, R->exc.gi, R->exc.since, R->inh.v,
+                                R->inh.ge, R->inh.gi, R->inh.since, post1,    post2};
     if (state) {
-        for (int k = 0; k < 10; k++) memcpy(carried[k], state + (size_t)k * n, sizeof(float) * n);
-        memcpy(last_pre, state + (size_t)10 * n, sizeof(float) * p_rows);
+        for (int k = 0; k < 10; k++)
+            memcpy(carried[k] + lo, state + (size_t)k * n + lo, sizeof(float) * m);
     } else {
-        layer_rest(exc_c, &exc, n);
-        layer_rest(inh_c, &inh, n);
-        for (int i = 0; i < p_rows; i++) last_pre[i] = -1e9f;
+        layer_rest(exc_c, &exc_part, m);
+        layer_rest(inh_c, &inh_part, m);
     }
-    for (int j = 0; j < n; j++) {
+    for (int j = lo; j < hi; j++) {
         theta0[j] = theta[j];
         acc[j] = exact ? 0.0f : theta[j];
         counts[j] = 0.0f;
     }
 
-    for (int t = 0; t < steps; t++) {
-        const int32_t *idx = slots + (size_t)(t < shown ? t : 0) * width;
+    for (int t = 0; t < R->steps; t++) {
+        const int32_t *idx = R->slots + (size_t)(t < shown ? t : 0) * width;
         const int in_width = t < shown ? width : 0; /* the rest: no input */
-        const float now = (float)t * dt;
         const int r = delays ? t % h : 0;
-        float *in = step_drive(drive, at, ring, w, delays, idx, in_width, p_rows, n, t, h);
+        float *in = step_drive(drive, at, ring, w, delays, idx, in_width, p_rows, n, t, h, lo, hi);
         if (exact) {
             const float decay = exp_f(-(float)t * theta_rate);
-            for (int j = 0; j < n; j++) thr[j] = base + decay * (theta0[j] + acc[j]);
+            for (int j = lo; j < hi; j++) thr[j] = base + decay * (theta0[j] + acc[j]);
         } else {
-            for (int j = 0; j < n; j++) thr[j] = base + acc[j];
+            for (int j = lo; j < hi; j++) thr[j] = base + acc[j];
         }
-        int n_fired = layer_step(exc_c, &exc, in, thr, dt, s_e, n);
-        if (delays) memset(in, 0, sizeof(float) * n);
-        const int n_new = n_fired ? note_fired(s_e, n, fired, active, is_active, &n_active) : 0;
+        const int n_fired = layer_step(exc_c, &exc_part, in, thr + lo, dt, s_e + lo, m);
+        if (delays) memset(in, 0, sizeof(float) * m);
+        const int n_new =
+            n_fired ? note_fired(s_e, lo, hi, fired, active, R->is_active, &n_active) : 0;
+        R->told[tid].fired = n_fired;
+        R->told[tid].inh = inhibition ? inhibit_step(inh_c, &R->inh, active, n_active_inh, fired,
+                                                     n_new, w_ei, dt, s_i, lo, hi)
+                                      : 0;
+        barrier_wait(&R->barrier, &sense); /* the whole layer's spikes of this step are known */
+        int any_fired = 0, n_inh = 0;
+        for (int k = 0; k < R->threads; k++) any_fired |= R->told[k].fired, n_inh += R->told[k].inh;
         if (inhibition) {
-            inhibit(inh_c, &inh, &exc, active, n_active_inh, fired, n_new, w_ei, w_ie, dt, s_i, n);
+            inhibit_apply(&R->exc, active, n_active_inh, n_inh, w_ie, s_i, lo, hi);
             n_active_inh = n_active;
         }
         if (exact) {
             const float grow = theta_plus * exp_f((float)(t + 1) * theta_rate);
             if (n_fired)
-                for (int j = 0; j < n; j++) acc[j] = acc[j] + grow * s_e[j];
+                for (int j = lo; j < hi; j++) acc[j] = acc[j] + grow * s_e[j];
         } else {
             const float decay = cc[C_THETA_DECAY];
-            for (int j = 0; j < n; j++) acc[j] = acc[j] * decay + theta_plus * s_e[j];
+            for (int j = lo; j < hi; j++) acc[j] = acc[j] * decay + theta_plus * s_e[j];
         }
         /* postsynaptic traces are 0 until their neuron's first spike; all of them decay in one
          * vector loop once every neuron is active */
-        if (n_active_post == n) {
-            for (int j = 0; j < n; j++) post1[j] = post1[j] * dec1, post2[j] = post2[j] * dec2;
+        if (n_active_post == m) {
+            for (int j = lo; j < hi; j++)
+                post1[j] = post1[j] * dec1, post2[j] = post2[j] * dec2;
         } else {
             for (int a = 0; a < n_active_post; a++) {
                 const int j = active[a];
@@ -636,24 +742,18 @@ static int present(const int32_t *slots, int shown, int steps, int width, int n_
                 post2[j] = post2[j] * dec2;
             }
         }
+        /* with delays, post1 as this step's arrivals see it */
+        if (delays) memcpy(p1at[r], post1 + lo, sizeof(float) * m);
+        n_rows = inputs_of_step(R, tid, t, any_fired, rows, seen, &e);
+        barrier_wait(&R->barrier, &sense); /* every input's window and pre factor are moved */
         if (delays) {
-            /* post1 as this step's arrivals see it; the window moves to step t; the spikes of
-             * step t - H + 1 are depressed */
-            memcpy(p1hist + (size_t)r * n, post1, sizeof(float) * n);
-            window_advance(mask, last_pre, idx, in_width, p_rows, t, h, dt);
-            const int e = t - (h - 1);
-            if (e >= 0 && e < shown)
-                depress_delayed(w, delays, p1at, p1hist, slots + (size_t)e * width, width,
-                                p_rows, n, e, h, nu_pre, w_max, done, &sp);
+            if (n_rows) /* the spikes of step t - H + 1, through each synapse's delay */
+                depress_delayed(w, delays, p1at, p1hist, rows, n_rows, n, e, h, nu_pre, w_max,
+                                &sp, lo, hi);
         } else {
-            for (int k = 0; k < in_width; k++) {
-                int src = idx[k];
-                /* an input that spikes twice in a step is depressed once (its row is written,
-                 * not accumulated, as by TensorFlow's scatter) */
-                if (src < 0 || src >= p_rows || last_pre[src] == now) continue;
-                float *row = w + (size_t)src * n;
-                last_pre[src] = now;
-                if (sparse_row(&sp, src)) { /* post1 = 0 but for the neurons listed */
+            for (int k = 0; k < n_rows; k++) {
+                float *row = w + (size_t)rows[k] * n;
+                if (sparse_row(&sp, rows[k])) { /* post1 = 0 but for the neurons listed */
                     for (int a = 0; a < n_active; a++) {
                         const int j = active[a];
                         const float x = row[j] - nu_pre * post1[j];
@@ -661,8 +761,8 @@ static int present(const int32_t *slots, int shown, int steps, int width, int n_
                     }
                     continue;
                 }
-                over[src] = 0; /* clipped here */
-                for (int j = 0; j < n; j++) {
+                over[rows[k]] = 0; /* clipped here */
+                for (int j = lo; j < hi; j++) {
                     float x = row[j] - nu_pre * post1[j];
                     row[j] = x < 0.0f ? 0.0f : (x > w_max ? w_max : x);
                 }
@@ -673,16 +773,15 @@ static int present(const int32_t *slots, int shown, int steps, int width, int n_
             continue;
         }
         if (t < shown)
-            for (int j = 0; j < n; j++) counts[j] = counts[j] + s_e[j];
+            for (int j = lo; j < hi; j++) counts[j] = counts[j] + s_e[j];
         if (delays) {
-            for (int m = 0; m < n_new; m++)
-                potentiate_delayed(w, delays, mask, last_pre, p_rows, n, fired[m], t, dt,
-                                   post2[fired[m]], nu_post, tau_pre, w_max);
+            for (int k = 0; k < n_new; k++)
+                potentiate_delayed(w, delays, R->mask, R->last_pre, p_rows, n, fired[k], t, dt,
+                                   post2[fired[k]], nu_post, tau_pre, w_max);
         } else {
-            for (int i = 0; i < p_rows; i++)
-                pre[i] = nu_post * exp_f((last_pre[i] - now) / tau_pre);
-            for (int m = 0; m < n_new; m++) {
-                const int j = fired[m];
+            const float *pre = R->pre;
+            for (int k = 0; k < n_new; k++) {
+                const int j = fired[k];
                 const float p2 = post2[j];
                 float *col = w + j;
                 for (int i = 0; i < p_rows; i++) {
@@ -691,19 +790,125 @@ static int present(const int32_t *slots, int shown, int steps, int width, int n_
                 }
             }
         }
-        for (int m = 0; m < n_new; m++) post1[fired[m]] = post2[fired[m]] = 1.0f;
+        for (int k = 0; k < n_new; k++) post1[fired[k]] = post2[fired[k]] = 1.0f;
         n_active_post = n_active;
     }
     const float end = cc[C_THETA_END];
-    for (int j = 0; j < n; j++)
+    for (int j = lo; j < hi; j++)
         theta[j] = exact ? end * (theta0[j] + acc[j]) : (end == 1.0f ? acc[j] : acc[j] * end);
-    if (state) {
-        const float span = cc[C_SPAN];
-        for (int k = 0; k < 10; k++) memcpy(state + (size_t)k * n, carried[k], sizeof(float) * n);
-        for (int i = 0; i < p_rows; i++) state[(size_t)10 * n + i] = last_pre[i] - span;
+    if (state)
+        for (int k = 0; k < 10; k++)
+            memcpy(state + (size_t)k * n + lo, carried[k] + lo, sizeof(float) * m);
+}
+
+static void *present_thread(void *arg) {
+    const Part *part = (const Part *)arg;
+    int go;
+    while ((go = __atomic_load_n(&part->run->go, __ATOMIC_ACQUIRE)) == 0) sched_yield();
+    if (go < 0) return NULL;
+    const FpMode mode = flush_denormals(); /* per thread, as the caller's */
+    present_part(part->run, part->tid);
+    restore_fp_mode(mode);
+    return NULL;
+}
+
+/* One presentation with learning; see the file's comment. `slots` holds the `shown` steps of
+ * input; the presentation runs `steps` steps (more than `shown`: a simulated rest, no input, its
+ * spikes not counted). `state` NULL: every presentation from rest; else the per-sample state
+ * carried from the last presentation (encoding.rest = "simulate"), read and written back:
+ * excitatory v, ge, gi, since, inhibitory v, ge, gi, since, post1, post2 ([n] each), then the
+ * last input spike times [n_inputs] (written back as seen from the next presentation, `steps`
+ * dt later). `delays` [n_inputs, n] in steps below `h` (1 <= h <= 64), or NULL: none; with
+ * delays `steps` covers at least h - 1 steps after the shown ones. `threads` (1 to 16) share the
+ * neurons in ranges of multiples of 16 (fewer when the layer is small); the results do not
+ * depend on it. Returns 0, or -1 when memory ran out or the arguments do not fit (a thread that
+ * cannot start leaves the whole layer to one thread). */
+static int present(const int32_t *slots, int shown, int steps, int width, int n_inputs, float *w,
+                   float *theta, int n, const float *exc_c, const float *inh_c, const float *cc,
+                   float *state, const uint8_t *delays, int h, float *counts, int threads) {
+    if (n <= 0 || n_inputs <= 0 || shown > steps || threads < 1) return -1;
+    if (delays && (h < 1 || h > 64 || steps < shown + h - 1)) return -1;
+    const int blocks = (n + 15) / 16;
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    if (threads > blocks) threads = blocks;
+    const int p_rows = n_inputs;
+    Run R;
+    memset(&R, 0, sizeof R);
+    R.slots = slots, R.shown = shown, R.steps = steps, R.width = width, R.n_inputs = n_inputs;
+    R.n = n, R.h = h, R.w = w, R.theta = theta, R.state = state, R.counts = counts;
+    R.exc_c = exc_c, R.inh_c = inh_c, R.cc = cc, R.delays = delays, R.threads = threads;
+    R.barrier.threads = threads;
+    /* whole blocks of 16 neurons to each thread; of 1,024 (a page of floats) in large layers, so
+     * that no page of a per-neuron array holds two threads' neurons */
+    const int block = n >= threads * 4096 ? 1024 : 16, n_blocks = (n + block - 1) / block;
+    for (int k = 0; k < threads; k++) {
+        R.lo[k] = k == 0 ? 0 : R.hi[k - 1];
+        R.hi[k] = k == threads - 1 ? n : (int)(((long)n_blocks * (k + 1) + threads / 2) / threads) * block;
+        R.ilo[k] = (int)((long)p_rows * k / threads);
+        R.ihi[k] = (int)((long)p_rows * (k + 1) / threads);
     }
-    free(buf), free(active), free(is_active), free(over), free(ring), free(mask), free(done);
-    return 0;
+    /* the per-neuron arrays, each starting on a page of its own */
+    const size_t np = ((size_t)n + 1023) / 1024 * 1024;
+    const size_t buf_bytes = sizeof(float) * (np * 17 + (size_t)p_rows * 2);
+    float *buf = (float *)aligned_alloc(4096, (buf_bytes + 4095) / 4096 * 4096);
+    if (buf) memset(buf, 0, buf_bytes);
+    R.active = (int *)calloc((size_t)n * 2, sizeof(int));
+    R.is_active = (char *)calloc((size_t)n, 1);
+    R.over = (char *)malloc((size_t)p_rows * threads);
+    R.rows = (int32_t *)malloc(sizeof(int32_t) * ((size_t)p_rows + width + 1) * threads);
+    R.seen = (int *)malloc(sizeof(int) * (size_t)p_rows * threads);
+    int ok = buf && R.active && R.is_active && R.over && R.rows && R.seen;
+    if (ok) {
+        R.exc = (Layer){buf, buf + np, buf + 2 * np, buf + 3 * np};
+        R.inh = (Layer){buf + 4 * np, buf + 5 * np, buf + 6 * np, buf + 7 * np};
+        R.drive = buf + 8 * np, R.thr = buf + 9 * np, R.s_e = buf + 10 * np;
+        R.s_i = buf + 11 * np, R.post1 = buf + 12 * np, R.post2 = buf + 13 * np;
+        R.acc = buf + 14 * np, R.theta0 = buf + 15 * np, R.colsum = buf + 16 * np;
+        R.last_pre = buf + 17 * np, R.pre = R.last_pre + p_rows;
+        R.fired = R.active + n;
+        if (state)
+            memcpy(R.last_pre, state + (size_t)10 * n, sizeof(float) * p_rows);
+        else
+            for (int i = 0; i < p_rows; i++) R.last_pre[i] = -1e9f;
+        for (size_t i = 0; i < (size_t)p_rows * threads; i++) R.seen[i] = -1;
+    }
+    if (ok && delays) { /* the input spike window (the last spike times before it: last_pre) */
+        R.mask = (uint64_t *)calloc((size_t)p_rows, sizeof(uint64_t));
+        ok = R.mask != NULL;
+    }
+    pthread_t helpers[MAX_THREADS];
+    Part parts[MAX_THREADS];
+    int started = 1;
+    if (ok) {
+        for (; started < threads; started++) {
+            parts[started] = (Part){&R, started};
+            if (pthread_create(&helpers[started], NULL, present_thread, &parts[started])) break;
+        }
+        if (started < threads) { /* a thread did not start: one thread steps every neuron */
+            __atomic_store_n(&R.go, -1, __ATOMIC_RELEASE);
+            for (int k = 1; k < started; k++) pthread_join(helpers[k], NULL);
+            started = 1;
+            R.threads = R.barrier.threads = 1, R.lo[0] = 0, R.hi[0] = n;
+            R.ilo[0] = 0, R.ihi[0] = p_rows;
+        }
+    }
+    for (int k = 0; ok && delays && k < R.threads; k++) { /* each thread's rings, page-aligned */
+        const size_t bytes = sizeof(float) * (size_t)h * (R.hi[k] - R.lo[k]) * 2;
+        R.ring[k] = (float *)aligned_alloc(4096, (bytes + 4095) / 4096 * 4096);
+        ok = R.ring[k] != NULL;
+        if (ok) memset(R.ring[k], 0, bytes);
+    }
+    __atomic_store_n(&R.go, ok ? 1 : -1, __ATOMIC_RELEASE);
+    if (ok) present_part(&R, 0);
+    for (int k = 1; k < started; k++) pthread_join(helpers[k], NULL);
+    if (ok && state) {
+        const float span = cc[C_SPAN];
+        for (int i = 0; i < p_rows; i++) state[(size_t)10 * n + i] = R.last_pre[i] - span;
+    }
+    free(buf), free(R.active), free(R.is_active), free(R.over), free(R.rows), free(R.seen);
+    for (int k = 0; k < MAX_THREADS; k++) free(R.ring[k]);
+    free(R.mask);
+    return ok ? 0 : -1;
 }
 
 /* Presentations with learning off (inference), one digit after another: the excitatory spike
@@ -740,18 +945,18 @@ static int respond(const int32_t *slots, int n_digits, int steps, int width, int
         layer_rest(inh_c, &inh, n);
         int n_active = 0, n_active_inh = 0;
         memset(is_active, 0, (size_t)n);
-        if (all_active) n_active = n_active_inh = activate_all(active, is_active, n);
+        if (all_active) n_active = n_active_inh = activate_all(active, is_active, 0, n);
         for (int j = 0; j < n; j++) count[j] = 0.0f;
         if (delays) memset(ring, 0, sizeof(float) * (size_t)h * n);
         for (int t = 0; t < steps; t++) {
             const int32_t *idx = slots + ((size_t)b * steps + t) * width;
-            float *in = step_drive(drive, at, ring, w, delays, idx, width, n_inputs, n, t, h);
+            float *in = step_drive(drive, at, ring, w, delays, idx, width, n_inputs, n, t, h, 0, n);
             const int n_fired = layer_step(exc_c, &exc, in, thr, dt, s_e, n);
             if (delays) memset(in, 0, sizeof(float) * n);
             int n_new = 0;
             if (n_fired) {
                 for (int j = 0; j < n; j++) count[j] = count[j] + s_e[j];
-                n_new = note_fired(s_e, n, fired, active, is_active, &n_active);
+                n_new = note_fired(s_e, 0, n, fired, active, is_active, &n_active);
             }
             if (!inhibition) continue;
             inhibit(inh_c, &inh, &exc, active, n_active_inh, fired, n_new, w_ei, w_ie, dt, s_i, n);
@@ -765,10 +970,10 @@ static int respond(const int32_t *slots, int n_digits, int steps, int width, int
 /* The entry points: present and respond with denormals flushed to zero. */
 int stdp_present(const int32_t *slots, int shown, int steps, int width, int n_inputs, float *w,
                  float *theta, int n, const float *exc_c, const float *inh_c, const float *cc,
-                 float *state, const uint8_t *delays, int h, float *counts) {
+                 float *state, const uint8_t *delays, int h, float *counts, int threads) {
     const FpMode mode = flush_denormals();
     const int rc = present(slots, shown, steps, width, n_inputs, w, theta, n, exc_c, inh_c, cc,
-                           state, delays, h, counts);
+                           state, delays, h, counts, threads);
     restore_fp_mode(mode);
     return rc;
 }
