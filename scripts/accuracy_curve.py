@@ -6,7 +6,9 @@ network's learned state is set from it, the first ``--digits`` assignment and te
 presented with learning off, labels and the linear read-out are fitted on the former and the
 latter are scored (see :mod:`stdp_pipeline.stages.checkpoint_scores`). Prints the table and
 writes ``RUN/accuracy_curve.csv`` and ``RUN/accuracy_curve.png``; nothing else in the run
-changes. It may run while the run is still training (checkpoints are written atomically).
+changes. It may run while the run is still training (checkpoints are written atomically). Rows
+of an earlier run of the script at other checkpoints, scored on as many digits, are kept, so
+``--positions`` adds to the curve.
 
     python scripts/accuracy_curve.py results/dc1600 --digits 1000
     python scripts/accuracy_curve.py results/dc6400 --digits 500 --positions 5000,10000
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+
+import pandas as pd
 
 from stdp_pipeline.errors import PipelineError
 from stdp_pipeline.io.rundir import RunDir
@@ -48,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             positions=_positions(args.positions),
             progress=False if args.quiet else None,
         )
+        table, kept = _with_earlier(run, table, args.digits)
         run.write_text("accuracy_curve.csv", table.to_csv(index=False))
         title = f"{run.name}: {run.config().name}, accuracy at each checkpoint"
         plot_accuracy_curve(table, run.file("accuracy_curve.png"), title, args.digits)
@@ -55,8 +60,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Error: {err}", file=sys.stderr)
         return 2
     print(table.to_string(index=False))
-    print(f"wrote {run.file('accuracy_curve.csv')} and accuracy_curve.png")
+    also = f" ({kept} row(s) kept from the earlier scores on {args.digits} digits)" if kept else ""
+    print(f"wrote {run.file('accuracy_curve.csv')} and accuracy_curve.png{also}")
     return 0
+
+
+def _with_earlier(run: RunDir, table: pd.DataFrame, digits: int) -> tuple[pd.DataFrame, int]:
+    """``table`` with the rows of the run's earlier ``accuracy_curve.csv`` at the other
+    checkpoints scored on as many digits (scoring a checkpoint takes minutes at 6,400 neurons:
+    ``--positions`` adds to the curve); rows on other digit counts are dropped. Returns the
+    table by position and how many rows were kept."""
+    path = run.file("accuracy_curve.csv")
+    if not path.exists():
+        return table, 0
+    try:
+        old = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return table, 0
+    if "digits" not in old.columns or "position" not in old.columns:
+        return table, 0
+    keep = old[(old["digits"] == digits) & ~old["position"].isin(table["position"])]
+    keep = keep.reindex(columns=table.columns)
+    merged = pd.concat([keep, table]) if len(keep) else table
+    return merged.sort_values("position").reset_index(drop=True), len(keep)
 
 
 if __name__ == "__main__":

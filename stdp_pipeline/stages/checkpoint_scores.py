@@ -29,6 +29,7 @@ from stdp_pipeline.io.rundir import RunDir
 #: Columns of the table :func:`score_checkpoints` returns (accuracies in %).
 COLUMNS = (
     "position", "passes", "all_activity", "proportion", "linear", "spikes_per_digit", "wall_s",
+    "digits",
 )  # fmt: skip
 
 
@@ -42,8 +43,9 @@ def score_checkpoints(
     """Score the checkpoints of ``run`` (all, or those at ``positions``) on the first ``digits``
     assignment and test digits. Returns one row per checkpoint (:data:`COLUMNS`): position
     (digits trained), passes (position / digits per pass), the accuracies in %, test spikes per
-    digit, seconds taken. Raises :class:`PipelineError` for a run without checkpoints, an
-    unknown position, or ``digits`` outside ``1 .. min(assignment, test digits)``."""
+    digit, seconds taken, the digits scored on. Raises :class:`PipelineError` for a run without
+    checkpoints, an unknown position, or ``digits`` outside ``1 .. min(assignment, test
+    digits)``."""
     from stdp_pipeline.sim.network import SpikingNetwork
     from stdp_pipeline.stages.evaluate import score_network
 
@@ -86,6 +88,7 @@ def score_checkpoints(
                 **{k: round(100 * scores[k], 2) for k in ("all_activity", "proportion", "linear")},
                 "spikes_per_digit": round(scores["spikes_per_digit"], 2),
                 "wall_s": round(time.perf_counter() - t0, 1),
+                "digits": digits,
             }
         )
     return pd.DataFrame(rows, columns=list(COLUMNS))

@@ -465,6 +465,18 @@ def test_accuracy_curve_scores_every_checkpoint(tiny_runs, tmp_path, capsys):
     assert all(after[k] == v for k, v in before.items())
     assert "accuracy_curve.csv" in capsys.readouterr().out
 
+    # --positions adds to the curve scored on as many digits; other digit counts start it again
+    assert script.main([str(run), "--digits", "20", "--positions", "20", "-q"]) == 0
+    again = pd.read_csv(run / "accuracy_curve.csv")
+    pd.testing.assert_frame_equal(
+        again.drop(columns="wall_s"), table.drop(columns="wall_s"), check_dtype=False
+    )
+    assert "2 row(s) kept from the earlier scores on 20 digits" in capsys.readouterr().out
+    assert script.main([str(run), "--digits", "10", "--positions", "20", "-q"]) == 0
+    assert pd.read_csv(run / "accuracy_curve.csv")["position"].tolist() == [20]
+    assert table["digits"].tolist() == [20, 20, 20]
+    capsys.readouterr()
+
     assert script.main([str(run), "--digits", "21", "-q"]) == 2
     assert "--digits 21: must be between 1 and 20" in capsys.readouterr().err
     assert script.main([str(run), "--positions", "15", "-q"]) == 2
