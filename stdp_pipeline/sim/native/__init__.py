@@ -17,7 +17,10 @@ exact, for presentations from rest: an inhibitory neuron whose partner has not f
 presentation is at rest and its step changes nothing; a postsynaptic trace is 0 until its neuron
 fires, so only the neurons that have fired are stepped; and while they are under a quarter of the
 layer, an input spike's depression touches only their weights (``W - nu_pre * 0`` is ``W``; a row
-that may hold a weight outside ``[0, w_max]`` is clipped whole first).
+that may hold a weight outside ``[0, w_max]`` is clipped whole first). A presentation of a large
+layer runs on several threads, each stepping its own range of neurons and joined twice a step
+(the same bits with any number; :class:`ThreadChooser` times one thread against the most the
+cores allow, at most one per :data:`THREAD_NEURONS` neurons and ``$OMP_NUM_THREADS``).
 
 ``draw.c`` draws the Poisson code's input spikes, bit for bit those of
 :func:`stdp_pipeline.sim.codes.poisson.events`, from the tables TensorFlow computes
