@@ -229,6 +229,9 @@ def test_run_follows_the_stage_table(tmp_path, mnist_dir, monkeypatch):
 
     records = run.manifest()["stages"]
     assert set(records) == set(STAGE_NAMES)
+    # presentations per thread count of the C engine: 12 neurons take one thread
+    use = records["train"]["native_threads"]
+    assert list(use) == ["1"] and use["1"] >= 40
     written = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
     assert [f for f in written if not f.startswith("tensorboard/")] == sorted(
         [

@@ -254,6 +254,8 @@ class Engine:
         #: number, that many (the same results with any number)
         self.threads: int | None = None
         self._chooser = ThreadChooser(training_threads(net.n))
+        #: presentations with learning run so far, per thread count
+        self.thread_use: dict[int, int] = {}
         if learning:
             pe, rp = net.exc_params, net.rule_params
             rest_ms = net.rest_left_ms  # the rest not simulated as steps
@@ -420,4 +422,5 @@ class Engine:
             raise MemoryError("the native engine could not allocate its per-sample state")
         if self.threads is None:
             self._chooser.record(time.perf_counter() - t0)
+        self.thread_use[threads] = self.thread_use.get(threads, 0) + 1
         return counts
