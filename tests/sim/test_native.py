@@ -390,12 +390,12 @@ def test_wide_vectors_give_the_same_bits(digits, monkeypatch, delays):
 )
 def test_threads_give_the_same_bits(digits, case):
     """A presentation with learning on 2 or 3 threads (each stepping its own range of neurons,
-    their columns of W and their rings, joined twice a step) gives the weights, thresholds,
-    carried state and spike counts of one thread bit for bit: 40 neurons (ranges of 16, 16 and 8),
-    12 digits; with delays, the simulated rest, and weights loaded above w_max with no
-    normalisation (the depression's row marks are per thread)."""
+    their columns of W and their rings, joined twice a step; W's rows padded) gives the weights,
+    thresholds, carried state and spike counts of one thread bit for bit: 40 neurons (ranges of
+    16, 16 and 8), 12 digits; with delays, the simulated rest, and weights loaded above w_max
+    with no normalisation (the depression's row marks are per thread)."""
     runs = []
-    for threads in (1, 2, 3):
+    for threads, stride in ((1, 40), (2, 48), (3, 1024)):  # W's rows padded, as for threads
         net = SpikingNetwork(
             _config(
                 *case, "encoding.presentation_ms=150", "train.engine=native",
@@ -408,8 +408,9 @@ def test_threads_give_the_same_bits(digits, case):
             net.weights.assign(w)
         start = net.weights.numpy()
         learner = net.native_learner()
-        learner.threads = threads
+        learner.threads, learner.stride = threads, stride
         stats = train_chunk(net, digits[:12], np.arange(12))
+        assert learner.w.shape[1] == stride
         carried = [v.numpy() for v in tf.nest.flatten(net.carried)] if net.carried else []
         runs.append((net.weights.numpy(), net.theta.numpy(), stats.neuron_spikes, *carried))
     assert runs[0][2].sum() > 0 and np.abs(runs[0][0] - start).max() > 1e-3

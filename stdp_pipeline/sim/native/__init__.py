@@ -129,6 +129,17 @@ class ThreadChooser:
             self._spent = dict.fromkeys(self.options, 0.0)
 
 
+def _page_rows(a: np.ndarray, stride: int) -> np.ndarray:
+    """``a`` ``[R, N]`` as float32 in rows of ``stride`` floats (zeros after the N), the first
+    on a 4,096-byte boundary (so that with ``stride`` a multiple of 1,024 every row is)."""
+    rows, n = a.shape
+    flat = np.zeros(rows * stride + 1024, np.float32)
+    start = (-flat.ctypes.data % 4096) // 4
+    out = flat[start : start + rows * stride].reshape(rows, stride)
+    out[:, :n] = a
+    return out
+
+
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
 
@@ -166,8 +177,8 @@ def library() -> ctypes.CDLL:
         lib.stdp_present.restype = ctypes.c_int
         u8 = ctypes.POINTER(ctypes.c_uint8)
         lib.stdp_present.argtypes = [
-            i32, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, f32, f32, ctypes.c_int,
-            f32, f32, f32, f32, u8, ctypes.c_int, f32, ctypes.c_int,
+            i32, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, f32, ctypes.c_int, f32,
+            ctypes.c_int, f32, f32, f32, f32, u8, ctypes.c_int, f32, ctypes.c_int,
         ]  # fmt: skip
         i64 = ctypes.POINTER(ctypes.c_int64)
         lib.stdp_respond.restype = ctypes.c_int
@@ -253,7 +264,12 @@ class Engine:
         #: threads of a presentation with learning: None, chosen by timing (ThreadChooser); a
         #: number, that many (the same results with any number)
         self.threads: int | None = None
-        self._chooser = ThreadChooser(training_threads(net.n))
+        most = training_threads(net.n)
+        self._chooser = ThreadChooser(most)
+        #: floats per row of the pulled weights: with threads, rows padded to whole 4 KiB pages,
+        #: so that no page of W holds two threads' columns (their prefetches would take each
+        #: other's cache lines)
+        self.stride = -(-net.n // 1024) * 1024 if most > 1 else net.n
         #: presentations with learning run so far, per thread count
         self.thread_use: dict[int, int] = {}
         if learning:
@@ -369,7 +385,7 @@ class Engine:
     def pull(self) -> None:
         """Copy the network's weights ``[P, N]`` and thresholds ``[N]`` (and the carried
         per-sample state, when the rest is simulated) from its variables."""
-        self.w = np.array(self.net.weights.numpy(), np.float32, order="C", copy=True)
+        self.w = _page_rows(self.net.weights.numpy(), self.stride)
         self.theta = np.array(self.net.theta.numpy(), np.float32, order="C", copy=True)
         if self.net.carried is not None:
             parts = [v.numpy().reshape(-1) for v in self._carried()]
@@ -381,7 +397,7 @@ class Engine:
         variables."""
         if self.w is None or self.theta is None:
             raise RuntimeError("push() before pull()")
-        self.net.weights.assign(self.w)
+        self.net.weights.assign(self.w[:, : self.net.n])
         self.net.theta.assign(self.theta)
         if self.state is not None:
             carried, at = self._carried(), 0
@@ -413,7 +429,7 @@ class Engine:
         t0 = time.perf_counter()
         rc = self.lib.stdp_present(
             x.ctypes.data_as(i32), steps, self.steps, width, net.n_inputs,
-            self.w.ctypes.data_as(f32), self.theta.ctypes.data_as(f32), net.n,
+            self.w.ctypes.data_as(f32), self.stride, self.theta.ctypes.data_as(f32), net.n,
             self.exc.ctypes.data_as(f32), self.inh.ctypes.data_as(f32),
             self.consts.ctypes.data_as(f32), state, self._delays(), self.h,
             counts.ctypes.data_as(f32), threads,

@@ -369,13 +369,13 @@ static inline __m512i ring_offsets(const uint8_t *d, int j, int r, int h, int st
  * points at row (a mod H), a < 2 H (no division in the loop). Adds the W rows of step t's input
  * spikes `idx` (r = t mod H), each weight into the row of its arrival step. With AVX-512, 16 synapses at a time by gather and scatter: their 16
  * addresses lie in 16 different columns, so no two collide, and each sum is the scalar one. */
-static void ring_add(float *const *at, float *ring, const float *w, const uint8_t *delays,
-                     const int32_t *idx, int width, int n_inputs, int n, int r, int h, int lo,
-                     int hi) {
+static void ring_add(float *const *at, float *ring, const float *w, size_t stride,
+                     const uint8_t *delays, const int32_t *idx, int width, int n_inputs, int n,
+                     int r, int h, int lo, int hi) {
     for (int k = 0; k < width; k++) {
         const int src = idx[k];
         if (src < 0 || src >= n_inputs) continue;
-        const float *row = w + (size_t)src * n;
+        const float *row = w + (size_t)src * stride;
         const uint8_t *d = delays + (size_t)src * n;
         int j = lo;
 #if defined(__AVX512F__)
@@ -401,13 +401,13 @@ static void ring_add(float *const *at, float *ring, const float *w, const uint8_
  * neurons once the step's rows have joined it (the caller clears that row after the step).
  * Returns where the drive of neuron lo is, the others after it. */
 static float *step_drive(float *drive, float *const *at, float *ring, const float *w,
-                         const uint8_t *delays, const int32_t *idx, int width, int n_inputs,
-                         int n, int t, int h, int lo, int hi) {
+                         size_t stride, const uint8_t *delays, const int32_t *idx, int width,
+                         int n_inputs, int n, int t, int h, int lo, int hi) {
     if (!delays) {
-        sum_rows(drive + lo, w + lo, idx, width, n_inputs, (size_t)n, hi - lo);
+        sum_rows(drive + lo, w + lo, idx, width, n_inputs, stride, hi - lo);
         return drive + lo;
     }
-    ring_add(at, ring, w, delays, idx, width, n_inputs, n, t % h, h, lo, hi);
+    ring_add(at, ring, w, stride, delays, idx, width, n_inputs, n, t % h, h, lo, hi);
     return at[t % h];
 }
 
@@ -463,13 +463,13 @@ static int row_in_range(const float *row, int n, float w_max) {
  * W[i, j] <- clip(W[i, j] - nu_pre * post1 at step e + d[i, j], 0, w_max) (p1at[a]: post1 of
  * those neurons at the step that is a mod H, rows of `p1hist` [H, hi - lo]). With AVX-512, post1 of 16 synapses by one
  * gather. */
-static void depress_delayed(float *w, const uint8_t *delays, float *const *p1at,
+static void depress_delayed(float *w, size_t stride, const uint8_t *delays, float *const *p1at,
                             const float *p1hist, const int32_t *rows, int n_rows, int n, int e,
                             int h, float nu_pre, float w_max, const Sparse *sp, int lo, int hi) {
     float *const *from = p1at + e % h;
     for (int k = 0; k < n_rows; k++) {
         const int src = rows[k];
-        float *row = w + (size_t)src * n;
+        float *row = w + (size_t)src * stride;
         const uint8_t *d = delays + (size_t)src * n;
         if (sparse_row(sp, src)) { /* post1 is 0 at every step for the neurons not listed */
             for (int a = 0; a < *sp->n_active; a++) {
@@ -506,7 +506,7 @@ static void depress_delayed(float *w, const uint8_t *delays, float *const *p1at,
 /* The potentiation of column j at its spike at step t, each synapse's pre trace read d[i, j]
  * steps in the past: the last spike of input i at or before step t - d[i, j] is the lowest set
  * bit of mask[i] >> d[i, j], or else t_old[i]. */
-static void potentiate_delayed(float *w, const uint8_t *delays, const uint64_t *mask,
+static void potentiate_delayed(float *w, size_t stride, const uint8_t *delays, const uint64_t *mask,
                                const float *t_old, int n_inputs, int n, int j, int t, float dt,
                                float p2, float nu_post, float tau_pre, float w_max) {
     float *col = w + j;
@@ -515,8 +515,8 @@ static void potentiate_delayed(float *w, const uint8_t *delays, const uint64_t *
         const uint64_t m = mask[i] >> d;
         const float since = m ? (float)__builtin_ctzll(m) * dt : (float)(t - d) * dt - t_old[i];
         const float pre = nu_post * exp_f(-since / tau_pre);
-        const float x = col[(size_t)i * n] + pre * p2;
-        col[(size_t)i * n] = x < 0.0f ? 0.0f : (x > w_max ? w_max : x);
+        const float x = col[(size_t)i * stride] + pre * p2;
+        col[(size_t)i * stride] = x < 0.0f ? 0.0f : (x > w_max ? w_max : x);
     }
 }
 
@@ -557,6 +557,7 @@ static void barrier_wait(Barrier *b, int *sense) {
 typedef struct {
     const int32_t *slots;
     int shown, steps, width, n_inputs, n, h;
+    size_t stride; /* of W's rows (>= n) */
     float *w, *theta, *state, *counts;
     const float *exc_c, *inh_c, *cc;
     const uint8_t *delays;
@@ -629,6 +630,7 @@ static int inputs_of_step(Run *R, int tid, int t, int any_fired, int32_t *rows, 
 static void present_part(Run *R, int tid) {
     const int lo = R->lo[tid], hi = R->hi[tid], m = hi - lo, n = R->n, h = R->h;
     const int p_rows = R->n_inputs, shown = R->shown, width = R->width;
+    const size_t stride = R->stride;
     const float *cc = R->cc, *exc_c = R->exc_c, *inh_c = R->inh_c;
     const uint8_t *delays = R->delays;
     float *w = R->w, *theta = R->theta, *state = R->state, *counts = R->counts;
@@ -667,18 +669,19 @@ static void present_part(Run *R, int tid) {
     /* Diehl & Cook's normalisation: each column scaled to sum to weight_sum. */
     if (cc[C_WEIGHT_SUM] > 0.0f) {
         for (int i = 0; i < p_rows; i++) {
-            const float *row = w + (size_t)i * n;
+            const float *row = w + (size_t)i * stride;
             for (int j = lo; j < hi; j++) colsum[j] += row[j];
         }
         for (int j = lo; j < hi; j++)
             colsum[j] = cc[C_WEIGHT_SUM] / (colsum[j] > 1e-12f ? colsum[j] : 1e-12f);
         for (int i = 0; i < p_rows; i++) { /* each row marked while it is in the cache */
-            float *row = w + (size_t)i * n;
+            float *row = w + (size_t)i * stride;
             for (int j = lo; j < hi; j++) row[j] = row[j] * colsum[j];
             over[i] = !row_in_range(row + lo, m, w_max);
         }
     } else {
-        for (int i = 0; i < p_rows; i++) over[i] = !row_in_range(w + (size_t)i * n + lo, m, w_max);
+        for (int i = 0; i < p_rows; i++)
+            over[i] = !row_in_range(w + (size_t)i * stride + lo, m, w_max);
     }
     Sparse sp = {active, &n_active, m, over};
     float *const carried[10] = {R->exc.v, R->exc.ge, R->exc.gi, R->exc.since, R->inh.v,
@@ -700,7 +703,8 @@ static void present_part(Run *R, int tid) {
         const int32_t *idx = R->slots + (size_t)(t < shown ? t : 0) * width;
         const int in_width = t < shown ? width : 0; /* the rest: no input */
         const int r = delays ? t % h : 0;
-        float *in = step_drive(drive, at, ring, w, delays, idx, in_width, p_rows, n, t, h, lo, hi);
+        float *in = step_drive(drive, at, ring, w, stride, delays, idx, in_width, p_rows, n, t, h,
+                               lo, hi);
         if (exact) {
             const float decay = exp_f(-(float)t * theta_rate);
             for (int j = lo; j < hi; j++) thr[j] = base + decay * (theta0[j] + acc[j]);
@@ -748,11 +752,11 @@ static void present_part(Run *R, int tid) {
         barrier_wait(&R->barrier, &sense); /* every input's window and pre factor are moved */
         if (delays) {
             if (n_rows) /* the spikes of step t - H + 1, through each synapse's delay */
-                depress_delayed(w, delays, p1at, p1hist, rows, n_rows, n, e, h, nu_pre, w_max,
+                depress_delayed(w, stride, delays, p1at, p1hist, rows, n_rows, n, e, h, nu_pre, w_max,
                                 &sp, lo, hi);
         } else {
             for (int k = 0; k < n_rows; k++) {
-                float *row = w + (size_t)rows[k] * n;
+                float *row = w + (size_t)rows[k] * stride;
                 if (sparse_row(&sp, rows[k])) { /* post1 = 0 but for the neurons listed */
                     for (int a = 0; a < n_active; a++) {
                         const int j = active[a];
@@ -776,7 +780,7 @@ static void present_part(Run *R, int tid) {
             for (int j = lo; j < hi; j++) counts[j] = counts[j] + s_e[j];
         if (delays) {
             for (int k = 0; k < n_new; k++)
-                potentiate_delayed(w, delays, R->mask, R->last_pre, p_rows, n, fired[k], t, dt,
+                potentiate_delayed(w, stride, delays, R->mask, R->last_pre, p_rows, n, fired[k], t, dt,
                                    post2[fired[k]], nu_post, tau_pre, w_max);
         } else {
             const float *pre = R->pre;
@@ -785,8 +789,8 @@ static void present_part(Run *R, int tid) {
                 const float p2 = post2[j];
                 float *col = w + j;
                 for (int i = 0; i < p_rows; i++) {
-                    float x = col[(size_t)i * n] + pre[i] * p2;
-                    col[(size_t)i * n] = x < 0.0f ? 0.0f : (x > w_max ? w_max : x);
+                    float x = col[(size_t)i * stride] + pre[i] * p2;
+                    col[(size_t)i * stride] = x < 0.0f ? 0.0f : (x > w_max ? w_max : x);
                 }
             }
         }
@@ -824,9 +828,10 @@ static void *present_thread(void *arg) {
  * depend on it. Returns 0, or -1 when memory ran out or the arguments do not fit (a thread that
  * cannot start leaves the whole layer to one thread). */
 static int present(const int32_t *slots, int shown, int steps, int width, int n_inputs, float *w,
-                   float *theta, int n, const float *exc_c, const float *inh_c, const float *cc,
-                   float *state, const uint8_t *delays, int h, float *counts, int threads) {
-    if (n <= 0 || n_inputs <= 0 || shown > steps || threads < 1) return -1;
+                   int stride, float *theta, int n, const float *exc_c, const float *inh_c,
+                   const float *cc, float *state, const uint8_t *delays, int h, float *counts,
+                   int threads) {
+    if (n <= 0 || n_inputs <= 0 || shown > steps || threads < 1 || stride < n) return -1;
     if (delays && (h < 1 || h > 64 || steps < shown + h - 1)) return -1;
     const int blocks = (n + 15) / 16;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
@@ -835,15 +840,20 @@ static int present(const int32_t *slots, int shown, int steps, int width, int n_
     Run R;
     memset(&R, 0, sizeof R);
     R.slots = slots, R.shown = shown, R.steps = steps, R.width = width, R.n_inputs = n_inputs;
-    R.n = n, R.h = h, R.w = w, R.theta = theta, R.state = state, R.counts = counts;
+    R.n = n, R.h = h, R.w = w, R.stride = (size_t)stride, R.theta = theta, R.state = state;
+    R.counts = counts;
     R.exc_c = exc_c, R.inh_c = inh_c, R.cc = cc, R.delays = delays, R.threads = threads;
     R.barrier.threads = threads;
-    /* whole blocks of 16 neurons to each thread; of 1,024 (a page of floats) in large layers, so
-     * that no page of a per-neuron array holds two threads' neurons */
-    const int block = n >= threads * 4096 ? 1024 : 16, n_blocks = (n + block - 1) / block;
+    /* each thread's neurons start at a multiple of 1,024 (a page of floats: no page of a
+     * per-neuron array, nor of a row of W padded to such a stride, holds two threads' neurons)
+     * where that moves the boundary by at most 5 % of a share, else at a multiple of 16 */
     for (int k = 0; k < threads; k++) {
         R.lo[k] = k == 0 ? 0 : R.hi[k - 1];
-        R.hi[k] = k == threads - 1 ? n : (int)(((long)n_blocks * (k + 1) + threads / 2) / threads) * block;
+        const double ideal = (double)n * (k + 1) / threads, share = (double)n / threads;
+        const int page = (int)(ideal / 1024.0 + 0.5) * 1024;
+        const int vec = (int)((long)blocks * (k + 1) / threads) * 16; /* > lo: threads <= blocks */
+        const double off = page > ideal ? page - ideal : ideal - page;
+        R.hi[k] = k == threads - 1 ? n : (off <= 0.05 * share && page > R.lo[k] ? page : vec);
         R.ilo[k] = (int)((long)p_rows * k / threads);
         R.ihi[k] = (int)((long)p_rows * (k + 1) / threads);
     }
@@ -950,7 +960,8 @@ static int respond(const int32_t *slots, int n_digits, int steps, int width, int
         if (delays) memset(ring, 0, sizeof(float) * (size_t)h * n);
         for (int t = 0; t < steps; t++) {
             const int32_t *idx = slots + ((size_t)b * steps + t) * width;
-            float *in = step_drive(drive, at, ring, w, delays, idx, width, n_inputs, n, t, h, 0, n);
+            float *in = step_drive(drive, at, ring, w, (size_t)n, delays, idx, width, n_inputs, n,
+                                   t, h, 0, n);
             const int n_fired = layer_step(exc_c, &exc, in, thr, dt, s_e, n);
             if (delays) memset(in, 0, sizeof(float) * n);
             int n_new = 0;
@@ -969,11 +980,12 @@ static int respond(const int32_t *slots, int n_digits, int steps, int width, int
 
 /* The entry points: present and respond with denormals flushed to zero. */
 int stdp_present(const int32_t *slots, int shown, int steps, int width, int n_inputs, float *w,
-                 float *theta, int n, const float *exc_c, const float *inh_c, const float *cc,
-                 float *state, const uint8_t *delays, int h, float *counts, int threads) {
+                 int stride, float *theta, int n, const float *exc_c, const float *inh_c,
+                 const float *cc, float *state, const uint8_t *delays, int h, float *counts,
+                 int threads) {
     const FpMode mode = flush_denormals();
-    const int rc = present(slots, shown, steps, width, n_inputs, w, theta, n, exc_c, inh_c, cc,
-                           state, delays, h, counts, threads);
+    const int rc = present(slots, shown, steps, width, n_inputs, w, stride, theta, n, exc_c,
+                           inh_c, cc, state, delays, h, counts, threads);
     restore_fp_mode(mode);
     return rc;
 }
