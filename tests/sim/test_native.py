@@ -420,15 +420,18 @@ def test_threads_give_the_same_bits(digits, case):
 
 
 def test_thread_chooser_times_both_and_keeps_the_faster():
-    """ThreadChooser: each option runs `probe` presentations, the faster the next `hold`, then
-    both are timed again; one option only (a small layer, one core) always gives 1 thread."""
+    """ThreadChooser: each option (the most threads, the powers of two below, one) runs `probe`
+    presentations, the fastest the next `hold`, then all are timed again; one option only (a
+    small layer, one core) always gives 1 thread."""
     chooser = native.ThreadChooser(4, probe=2, hold=3)
+    assert chooser.options == (4, 2, 1)
     seen = []
-    for _ in range(14):
+    for _ in range(18):
         k = chooser.threads()
         seen.append(k)
-        chooser.record(0.2 if k == 4 else 0.1)  # one thread faster
-    assert seen == [4, 4, 1, 1, 1, 1, 1, 4, 4, 1, 1, 1, 1, 1]
+        chooser.record({4: 0.3, 2: 0.1, 1: 0.2}[k])  # two threads fastest
+    assert seen == [4, 4, 2, 2, 1, 1, 2, 2, 2, 4, 4, 2, 2, 1, 1, 2, 2, 2]
+    assert native.ThreadChooser(6).options == (6, 4, 2, 1)
     single = native.ThreadChooser(1)
     assert [single.threads() for _ in range(3)] == [1, 1, 1]
     assert native.training_threads(100) == 1

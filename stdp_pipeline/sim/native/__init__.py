@@ -19,8 +19,8 @@ fires, so only the neurons that have fired are stepped; and while they are under
 layer, an input spike's depression touches only their weights (``W - nu_pre * 0`` is ``W``; a row
 that may hold a weight outside ``[0, w_max]`` is clipped whole first). A presentation of a large
 layer runs on several threads, each stepping its own range of neurons and joined twice a step
-(the same bits with any number; :class:`ThreadChooser` times one thread against the most the
-cores allow, at most one per :data:`THREAD_NEURONS` neurons and ``$OMP_NUM_THREADS``).
+(the same bits with any number; :class:`ThreadChooser` times the counts from one to the most
+the cores allow, at most one per :data:`THREAD_NEURONS` neurons and ``$OMP_NUM_THREADS``).
 
 ``draw.c`` draws the Poisson code's input spikes, bit for bit those of
 :func:`stdp_pipeline.sim.codes.poisson.events`, from the tables TensorFlow computes
@@ -91,15 +91,17 @@ def training_threads(n: int) -> int:
 
 
 class ThreadChooser:
-    """Picks the threads of each presentation with learning by timing them: one thread and
-    ``most`` threads each run ``probe`` presentations in turn, then the faster runs the next
-    ``hold``, then both are timed again. Any count gives the same results bit for bit; which is
-    faster depends on the layer, the spikes (a fresh network fires more) and the load that
-    other processes put on the cores (threads that wait for each other at every step lose much
-    when another process takes their cores), so it is measured rather than guessed."""
+    """Picks the threads of each presentation with learning by timing them: ``most`` threads,
+    the powers of two below it and one thread each run ``probe`` presentations in turn, then the
+    fastest runs the next ``hold``, then all are timed again. Any count gives the same results
+    bit for bit; which is fastest depends on the layer, the spikes (a fresh network fires more)
+    and the load that other processes put on the cores (threads that wait for each other at
+    every step lose much when another process takes their cores), so it is measured rather than
+    guessed."""
 
     def __init__(self, most: int, probe: int = 8, hold: int = 1000) -> None:
-        self.options = (most, 1) if most > 1 else (1,)
+        below = [2**k for k in range(1, 5) if 2**k < most]
+        self.options = tuple(sorted({most, 1, *below}, reverse=True))
         self.probe, self.hold = probe, hold
         self._at = 0  # position in the round: the probes, then the hold
         self._spent = dict.fromkeys(self.options, 0.0)
