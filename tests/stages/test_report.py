@@ -128,8 +128,8 @@ def test_measured_rows_name_passes_seed_labelled_digits_and_inference_inhibition
 
 def test_notes_name_each_switch_of_the_authors_code(tmp_path):
     """The -original presets set every switch of README "Fidelity" and the note names each; the
-    100- and 400-neuron presets set none, the 1600-neuron preset the exponential membrane; a
-    switch on one layer alone says so."""
+    100- and 400-neuron presets the input delays alone (the tests' base none), the 1600-neuron
+    preset the exponential membrane too; a switch on one layer alone says so."""
     original = load_config("diehl-cook-400-original").to_dict()
     assert fidelity_notes(original) == [
         "simulated rest",
