@@ -299,12 +299,12 @@ static int note_fired(const float *s_e, int lo, int hi, int *fired, int *active,
 
 /* The inhibitory layer's step for the neurons in [lo, hi), then inh.ge += w_ei at this step's
  * excitatory spikes `fired` (one-to-one); returns how many fired (inhibit_apply then adds
- * exc.gi += w_ie (sum(s_i) - s_i), hollow, once the whole layer's count is known). Only the first
- * `n_stepped` neurons of `active` (those of [lo, hi)) are stepped: an inhibitory neuron whose partner has not fired in this
- * presentation is at rest (v = v_rest, no conductance), and its step changes nothing. When
- * all are (a carried state, or every neuron has fired), one vector loop steps the whole layer:
- * neurons step independently, so the order does not matter. `s_i` is all zeros on entry and on
- * return. */
+ * exc.gi += w_ie (sum(s_i) - s_i), hollow, once the whole layer's count is known). Only the
+ * first `n_stepped` neurons of `active` (those of [lo, hi)) are stepped: an inhibitory neuron
+ * whose partner has not fired in this presentation is at rest (v = v_rest, no conductance),
+ * and its step changes nothing. When all are (a carried state, or every neuron has fired), one
+ * vector loop steps the whole range: neurons step independently, so the order does not matter.
+ * `s_i` is all zeros on entry and after inhibit_apply. */
 static int inhibit_step(const float *inh_c, Layer *inh, const int *active, int n_stepped,
                         const int *fired, int n_fired, float w_ei, float dt, float *s_i, int lo,
                         int hi) {
@@ -367,8 +367,9 @@ static inline __m512i ring_offsets(const uint8_t *d, int j, int r, int h, int st
 /* Input delays (see the file's comment). `ring` [H, M]: the drive of the neurons in [lo, hi)
  * (M = hi - lo of them) arriving at each of the next H steps, row (t mod H) for step t; `at[a]`
  * points at row (a mod H), a < 2 H (no division in the loop). Adds the W rows of step t's input
- * spikes `idx` (r = t mod H), each weight into the row of its arrival step. With AVX-512, 16 synapses at a time by gather and scatter: their 16
- * addresses lie in 16 different columns, so no two collide, and each sum is the scalar one. */
+ * spikes `idx` (r = t mod H), each weight into the row of its arrival step. With AVX-512, 16
+ * synapses at a time by gather and scatter: their 16 addresses lie in 16 different columns, so
+ * no two collide, and each sum is the scalar one. */
 static void ring_add(float *const *at, float *ring, const float *w, size_t stride,
                      const uint8_t *delays, const int32_t *idx, int width, int n_inputs, int n,
                      int r, int h, int lo, int hi) {
@@ -461,8 +462,8 @@ static int row_in_range(const float *row, int n, float w_max) {
 /* The depression of the input spikes of step e (`rows`: the inputs that spiked, each once),
  * applied at step e + H - 1 to the neurons in [lo, hi):
  * W[i, j] <- clip(W[i, j] - nu_pre * post1 at step e + d[i, j], 0, w_max) (p1at[a]: post1 of
- * those neurons at the step that is a mod H, rows of `p1hist` [H, hi - lo]). With AVX-512, post1 of 16 synapses by one
- * gather. */
+ * those neurons at the step that is a mod H, rows of `p1hist` [H, hi - lo]). With AVX-512, post1
+ * of 16 synapses by one gather. */
 static void depress_delayed(float *w, size_t stride, const uint8_t *delays, float *const *p1at,
                             const float *p1hist, const int32_t *rows, int n_rows, int n, int e,
                             int h, float nu_pre, float w_max, const Sparse *sp, int lo, int hi) {
@@ -506,9 +507,10 @@ static void depress_delayed(float *w, size_t stride, const uint8_t *delays, floa
 /* The potentiation of column j at its spike at step t, each synapse's pre trace read d[i, j]
  * steps in the past: the last spike of input i at or before step t - d[i, j] is the lowest set
  * bit of mask[i] >> d[i, j], or else t_old[i]. */
-static void potentiate_delayed(float *w, size_t stride, const uint8_t *delays, const uint64_t *mask,
-                               const float *t_old, int n_inputs, int n, int j, int t, float dt,
-                               float p2, float nu_post, float tau_pre, float w_max) {
+static void potentiate_delayed(float *w, size_t stride, const uint8_t *delays,
+                               const uint64_t *mask, const float *t_old, int n_inputs, int n, int j,
+                               int t, float dt, float p2, float nu_post, float tau_pre,
+                               float w_max) {
     float *col = w + j;
     for (int i = 0; i < n_inputs; i++) {
         const int d = delays[(size_t)i * n + j];
@@ -563,10 +565,10 @@ typedef struct {
     const uint8_t *delays;
     Layer exc, inh;
     float *drive, *thr, *s_e, *s_i, *post1, *post2, *acc, *theta0, *colsum, *last_pre, *pre;
-    float *ring[MAX_THREADS]; /* each thread's rings: the drive's, then post1's, [H, hi - lo] each */
+    float *ring[MAX_THREADS]; /* each thread's rings, the drive's then post1's: [H, hi - lo] */
     uint64_t *mask;
     int *active, *fired;
-    int32_t *rows; /* [threads, n_inputs + width + 1]: each thread's list of the inputs to depress */
+    int32_t *rows; /* [threads, n_inputs + width + 1]: each thread's inputs to depress */
     int *seen;     /* [threads, n_inputs]: the step each input was last listed in */
     char *is_active, *over; /* over: [threads, n_inputs] */
     int threads, go, lo[MAX_THREADS], hi[MAX_THREADS]; /* go: 1 start, -1 do not */
@@ -752,8 +754,8 @@ static void present_part(Run *R, int tid) {
         barrier_wait(&R->barrier, &sense); /* every input's window and pre factor are moved */
         if (delays) {
             if (n_rows) /* the spikes of step t - H + 1, through each synapse's delay */
-                depress_delayed(w, stride, delays, p1at, p1hist, rows, n_rows, n, e, h, nu_pre, w_max,
-                                &sp, lo, hi);
+                depress_delayed(w, stride, delays, p1at, p1hist, rows, n_rows, n, e, h, nu_pre,
+                                w_max, &sp, lo, hi);
         } else {
             for (int k = 0; k < n_rows; k++) {
                 float *row = w + (size_t)rows[k] * stride;
@@ -780,8 +782,8 @@ static void present_part(Run *R, int tid) {
             for (int j = lo; j < hi; j++) counts[j] = counts[j] + s_e[j];
         if (delays) {
             for (int k = 0; k < n_new; k++)
-                potentiate_delayed(w, stride, delays, R->mask, R->last_pre, p_rows, n, fired[k], t, dt,
-                                   post2[fired[k]], nu_post, tau_pre, w_max);
+                potentiate_delayed(w, stride, delays, R->mask, R->last_pre, p_rows, n, fired[k],
+                                   t, dt, post2[fired[k]], nu_post, tau_pre, w_max);
         } else {
             const float *pre = R->pre;
             for (int k = 0; k < n_new; k++) {
