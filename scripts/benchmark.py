@@ -126,9 +126,14 @@ def bench(
     # Timed as the train stage learns: chunks of train.chunk_digits, the next chunk's input spikes
     # drawn on a second thread meanwhile.
     chunks = [(0, slice(lo, min(lo + size, train_digits))) for lo in range(0, train_digits, size)]
+    learner = net.native_learner()
+    before = dict(learner.thread_use) if learner is not None else {}
     t0 = time.perf_counter()
     parts = list(train_chunks(net, images, np.arange(len(images)), chunks))
     train_s = time.perf_counter() - t0
+    # the C engine's presentations per thread count while timed ("2x290 1x16": ThreadChooser)
+    used = {k: v - before.get(k, 0) for k, v in (learner.thread_use if learner else {}).items()}
+    threads = " ".join(f"{k}x{v}" for k, v in sorted(used.items(), reverse=True) if v) or "-"
     spikes = np.concatenate([part.spikes for part in parts])
     if state is not None:  # inference as a trained run's assign and evaluate see it
         net.set_state(state)
@@ -161,6 +166,7 @@ def bench(
         "engine": engine,
         "warm-up digits": warmup_digits,
         "train digits/s": round(train_digits / train_s, 1),
+        "train threads": threads,
         "inference digits/s": round(infer_digits / infer_s, 1),
         "60k-digit epoch (min)": round(60000 / (train_digits / train_s) / 60, 1),
         "spikes/digit (train)": round(float(spikes.mean()), 1),
