@@ -286,6 +286,10 @@ class SpikingNetwork(tf.Module):
         first use; None with ``train.engine = "xla"``."""
         return self._native_engine(self.config.train.engine, True)
 
+    def built_native_learner(self) -> native.Engine | None:
+        """The C engine of the learning presentations where one was built (none is built here)."""
+        return self._native.get(True)
+
     def native_responder(self) -> native.Engine | None:
         """The C engine of inference (``evaluate.engine = "native"``); None with ``"xla"``."""
         return self._native_engine(self.config.evaluate.engine, False)

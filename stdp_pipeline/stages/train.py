@@ -384,7 +384,7 @@ class _Training:
             "dropped_input_spikes": int(log["dropped"].sum()),
             "health_flags": _first_flags(self.curve),
         }
-        learner = self.net.native_learner()  # the C engine, where it trained
+        learner = self.net.built_native_learner()  # the C engine, where it trained
         if learner is not None and learner.thread_use:
             # presentations per thread count this session (README "Speed")
             summary["native_threads"] = {str(k): v for k, v in sorted(learner.thread_use.items())}

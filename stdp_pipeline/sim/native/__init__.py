@@ -103,30 +103,25 @@ class ThreadChooser:
         below = [2**k for k in range(1, 5) if 2**k < most]
         self.options = tuple(sorted({most, 1, *below}, reverse=True))
         self.probe, self.hold = probe, hold
+        self._probes = probe * len(self.options)  # presentations of a round's probes
         self._at = 0  # position in the round: the probes, then the hold
         self._spent = dict.fromkeys(self.options, 0.0)
         self._best = self.options[0]
 
     def threads(self) -> int:
         """The thread count of the next presentation."""
-        if len(self.options) == 1:
-            return 1
-        probes = self.probe * len(self.options)
-        if self._at < probes:
+        if self._at < self._probes:
             return self.options[self._at // self.probe]
         return self._best
 
     def record(self, seconds: float) -> None:
         """The wall time of the presentation just run with :meth:`threads`."""
-        if len(self.options) == 1:
-            return
-        probes = self.probe * len(self.options)
-        if self._at < probes:
+        if self._at < self._probes:
             self._spent[self.options[self._at // self.probe]] += seconds
-            if self._at == probes - 1:
+            if self._at == self._probes - 1:
                 self._best = min(self.options, key=self._spent.__getitem__)
         self._at += 1
-        if self._at >= probes + self.hold:  # a new round
+        if self._at >= self._probes + self.hold:  # a new round
             self._at = 0
             self._spent = dict.fromkeys(self.options, 0.0)
 

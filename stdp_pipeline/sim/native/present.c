@@ -555,7 +555,7 @@ static void barrier_wait(Barrier *b, int *sense) {
 }
 
 /* One presentation: the arguments, the arrays every thread shares (each writes only its own
- * neurons' entries, or only thread 0 writes them), and what each thread tells the others. */
+ * neurons' or its own inputs' entries), and what each thread tells the others. */
 typedef struct {
     const int32_t *slots;
     int shown, steps, width, n_inputs, n, h;
