@@ -67,9 +67,14 @@ def _train_images(data_dir: Path, digits: int) -> np.ndarray:
     raise SystemExit(f"no train-images-idx3-ubyte(.gz) in {data_dir}: set --data-dir")
 
 
-def simulate(delays_file: Path, out: Path, digits: int, seed: int, data_dir: Path) -> None:
+def simulate(
+    delays_file: Path, out: Path, digits: int, seed: int, data_dir: Path, conductances: str
+) -> None:
     """Train in Brian2 (forward Euler, 0.5 ms steps; 350 ms of input, 150 ms of rest a digit)
-    and write ``out/brian2_state.npz``: ``weights`` [784, N], ``theta`` [N] mV, ``counts``."""
+    and write ``out/brian2_state.npz``: ``weights`` [784, N], ``theta`` [N] mV, ``counts``.
+
+    ``conductances="exact"`` decays ``ge`` and ``gi`` by ``exp(-dt / tau)`` after each step's
+    membrane update instead (``excitatory.integration = inhibitory.integration = "exact"``)."""
     import brian2 as b2
     from brian2 import Hz, ms, mV
 
@@ -79,6 +84,12 @@ def simulate(delays_file: Path, out: Path, digits: int, seed: int, data_dir: Pat
     b2.seed(seed)  # the Poisson spikes; the initial weights are drawn here
     images = _train_images(data_dir, digits)
     stim = b2.TimedArray(images.astype(np.float64) / 4.0 * Hz, dt=500 * ms)  # p / 4 Hz
+    if conductances == "exact":  # ge, gi as parameters, decayed after the state update
+        g_eqs = "ge : 1\n gi : 1"
+        decay = "ge = ge * exp(-dt / (1.0*ms)); gi = gi * exp(-dt / (2.0*ms))"
+    else:
+        g_eqs = "dge/dt = -ge / (1.0*ms) : 1\n dgi/dt = -gi / (2.0*ms) : 1"
+        decay = None
     inputs = b2.PoissonGroup(
         784, rates="stim(t, i) * int((t % (500*ms)) < 350*ms)", namespace={"stim": stim}
     )
@@ -87,8 +98,9 @@ def simulate(delays_file: Path, out: Path, digits: int, seed: int, data_dir: Pat
         N,
         """
         dv/dt = (-65*mV - v + ge * (-v) + gi * (-100*mV - v)) / (100*ms) : volt (unless refractory)
-        dge/dt = -ge / (1.0*ms) : 1
-        dgi/dt = -gi / (2.0*ms) : 1
+        """
+        + g_eqs
+        + """
         dtheta/dt = -theta / (1e7*ms) : volt
         wsum : 1
         """,
@@ -103,15 +115,17 @@ def simulate(delays_file: Path, out: Path, digits: int, seed: int, data_dir: Pat
         N,
         """
         dv/dt = (-60*mV - v + ge * (-v) + gi * (-85*mV - v)) / (10*ms) : volt (unless refractory)
-        dge/dt = -ge / (1.0*ms) : 1
-        dgi/dt = -gi / (2.0*ms) : 1
-        """,
+        """
+        + g_eqs,
         threshold="v > -40*mV",
         reset="v = -45*mV",
         refractory=2 * ms,
         method="euler",
     )
     inh.v = -100 * mV
+    if decay is not None:
+        for group in (exc, inh):
+            group.run_regularly(decay, when="groups", order=1)  # after the state updater
     e_to_i = b2.Synapses(exc, inh, on_pre="ge_post += 10.4")
     e_to_i.connect(j="i")
     i_to_e = b2.Synapses(inh, exc, on_pre="gi_post += 17.0")
@@ -197,6 +211,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--digits", type=int, default=60000)
     p.add_argument("--seed", type=int, default=1, help="seed of the initial weights")
+    p.add_argument("--conductances", choices=("euler", "exact"), default="euler")
     p.add_argument("--data-dir", type=Path, default=Path(os.environ.get("STDP_DATA_DIR", "data")))
     p = sub.add_parser("score", help="score a Brian2 state here (this environment)")
     p.add_argument("--state", type=Path, required=True)
@@ -208,7 +223,7 @@ def main() -> None:
     if args.step == "delays":
         export_delays(args.seed, args.out, args.set)
     elif args.step == "simulate":
-        simulate(args.delays, args.out, args.digits, args.seed, args.data_dir)
+        simulate(args.delays, args.out, args.digits, args.seed, args.data_dir, args.conductances)
     else:
         score(args.state, args.seed, args.set, args.data_dir)
 
