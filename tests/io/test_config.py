@@ -50,8 +50,8 @@ def test_presets_hold_the_papers_values():
     assert (small.train.engine, small.evaluate.engine) == ("native", "native")
     big = load_config("diehl-cook-1600")  # the same at 1600 neurons (README "Fidelity")
     assert (big.network.input_delay_max_ms, big.train.epochs, big.train.engine) == (10, 3, "native")
-    huge = load_config("diehl-cook-6400")  # no delays (not measured at this size), in C for speed
-    assert (huge.network.input_delay_max_ms, huge.train.epochs) == (0, 15)
+    huge = load_config("diehl-cook-6400")  # the same at 6400 neurons (README "Results")
+    assert (huge.network.input_delay_max_ms, huge.train.epochs) == (10, 3)
     assert (huge.train.engine, huge.evaluate.engine) == ("native", "native")
 
     assert (c.poisson.rate_max_hz, c.encoding.dt_ms, c.encoding.steps) == (63.75, 0.5, 700)
