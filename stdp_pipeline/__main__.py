@@ -1,5 +1,5 @@
 """``python -m stdp_pipeline`` is the ``stdp-pipeline`` command."""
 
-from stdp_pipeline.cli.main import main
+from stdp_pipeline.cli import entry
 
-main(prog_name="stdp-pipeline")
+entry()

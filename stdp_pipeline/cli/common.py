@@ -5,6 +5,7 @@ result line."""
 from __future__ import annotations
 
 import functools
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,24 @@ class Interrupted(click.ClickException):
 
     def show(self, file: Any = None) -> None:
         click.echo(f"Interrupted: {self.format_message()}", err=True)
+
+
+def stop_on_signals() -> None:
+    """Make ``kill -INT`` and ``kill`` (SIGTERM) stop a command as Ctrl-C does: one
+    ``Interrupted`` line saying how to go on, the run's lock released, training resumable from
+    its newest checkpoint.
+
+    SIGINT gets Python's handler back where the parent started this process with it ignored (an
+    asynchronous command of a shell script, ``nohup``), and SIGTERM (a batch system's stop,
+    ``kill PID``) raises :class:`KeyboardInterrupt` too. Called once by the ``stdp-pipeline``
+    entry point, in its main thread; the handlers run when control is back in Python (after the
+    current compiled presentation or C loop)."""
+
+    def _terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _terminate)
 
 
 def one_line(err: Exception | str) -> UserError:

@@ -121,20 +121,43 @@ def test_ctrl_c_in_run_names_the_stage(
     assert not (run / ".lock").exists()
 
 
+def test_kill_int_and_term_stop_like_ctrl_c() -> None:
+    """The entry point's handlers: SIGTERM raises KeyboardInterrupt (the Ctrl-C path of every
+    command), and so does SIGINT where the process started with it ignored (a background job of a
+    shell script); without them SIGINT stays ignored here."""
+    from stdp_pipeline.cli.common import stop_on_signals
+
+    saved = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        os.kill(os.getpid(), signal.SIGINT)  # ignored: nothing happens
+        time.sleep(0.05)
+        stop_on_signals()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), sig)
+                time.sleep(5)  # the handler raises at the next bytecode
+    finally:
+        signal.signal(signal.SIGINT, saved[0])
+        signal.signal(signal.SIGTERM, saved[1])
+
+
 # --- real processes (slow) --------------------------------------------------------------------
 SLOW_TINY = [*TINY, "--set", "data.train_digits=200", "--set", "data.assign_start=200"]
 
 
-def _stdp(*args: object, **kwargs) -> subprocess.Popen:
-    """``stdp-pipeline ARGS`` as its own process (Ctrl-C reaches it as SIGINT)."""
+def _stdp(*args: object, int_ignored: bool = False, **kwargs) -> subprocess.Popen:
+    """``stdp-pipeline ARGS`` as its own process (Ctrl-C reaches it as SIGINT; with
+    ``int_ignored`` it starts with SIGINT ignored, as a background job of a shell script does)."""
     env = {**os.environ, "STDP_PROGRESS": "0", "STDP_NO_DOWNLOAD": "1"}
+    how = signal.SIG_IGN if int_ignored else signal.SIG_DFL
     return subprocess.Popen(
         [sys.executable, "-m", "stdp_pipeline", *(str(a) for a in args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, how),
         **kwargs,
     )
 
@@ -162,24 +185,25 @@ def real_runs(tmp_path_factory, mnist_dir) -> dict[str, Path]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", ["kill -9", "Ctrl-C"])
+@pytest.mark.parametrize("how", ["kill -9", "Ctrl-C", "kill -INT, started ignoring it", "kill"])
 def test_interrupted_training_resumes_bit_identical(real_runs, tmp_path: Path, how: str) -> None:
     """A real `stdp-pipeline train` stopped after its checkpoint at 40 digits (kill -9: the lock
-    file stays behind; Ctrl-C: one line saying how to resume, exit 130), then `--resume` in a
-    new process: the weights, thresholds and log equal the uninterrupted run's bit for bit, and
-    TensorBoard holds one events file with every step once."""
+    file stays behind; Ctrl-C, kill -INT to a process started with SIGINT ignored, and kill
+    (SIGTERM): one line saying how to resume, exit 130), then `--resume` in a new process: the
+    weights, thresholds and log equal the uninterrupted run's bit for bit, and TensorBoard holds
+    one events file with every step once."""
     import shutil
 
     run = tmp_path / "run"
     shutil.copytree(real_runs["encoded"], run)
-    proc = _stdp("train", run)
+    proc = _stdp("train", run, int_ignored=how.startswith("kill -INT"))
     _wait_for(run / "checkpoints/ckpt-000000040.npz", proc)
     if how == "kill -9":
         proc.kill()
         proc.communicate()
         assert json.loads((run / ".lock").read_text())["pid"] == proc.pid
     else:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM if how == "kill" else signal.SIGINT)
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 130, err
         lines = [ln for ln in err.splitlines() if not ln.startswith("warning:")]
