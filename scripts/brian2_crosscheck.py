@@ -14,21 +14,21 @@ digit: retries are off on both sides (``encoding.max_retries=0`` here).
 Three steps; Brian2 is not a dependency of this project and wants its own environment
 (``python -m venv b2 && b2/bin/pip install brian2 'numpy<2'``)::
 
-    python scripts/brian2_crosscheck.py delays --seed 0 --out b2run/delays.npy
-    b2/bin/python scripts/brian2_crosscheck.py simulate --delays b2run/delays.npy --out b2run
+    python scripts/brian2_crosscheck.py prepare --seed 0 --out b2run
+    b2/bin/python scripts/brian2_crosscheck.py simulate --prepared b2run --out b2run
     python scripts/brian2_crosscheck.py score --state b2run/brian2_state.npz --seed 0
 
-``simulate`` prints the spikes a training digit and the thresholds it reached, ``score`` the
-accuracy of its learned state with labels from the 60,000 training digits and the 10,000 test
-digits, inferred by this project as any run is (README, "Fidelity"). The same network trained
+``prepare`` writes this project's delays for the seed and the training digits, read by this
+project's loader (the Brian2 environment needs neither it nor TensorFlow); ``simulate`` prints
+the spikes a training digit and the thresholds it reached, ``score`` the accuracy of its learned
+state with labels from the 60,000 training digits and the 10,000 test digits, inferred by this
+project as any run is (README, "Fidelity"). The same network trained
 here: ``stdp-pipeline run RUN --config diehl-cook-100-original --set encoding.max_retries=0``.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
-import os
 import time
 from pathlib import Path
 
@@ -45,31 +45,20 @@ def _config(seed: int, extra: list[str]):
     return load_config(PRESET, [*OVERRIDES, f"seed={seed}", *extra])
 
 
-def export_delays(seed: int, out: Path, extra: list[str]) -> None:
-    """This project's input delays for ``seed``, in steps ``[784, N]``, to ``out`` (.npy)."""
+def prepare(seed: int, out: Path, extra: list[str], data_dir: str | None) -> None:
+    """Write ``out/delays.npy`` (this project's input delays for ``seed``, steps ``[784, N]``)
+    and ``out/images.npy`` (the training digits ``[60000, 784]`` uint8, in training order)."""
+    import stdp_pipeline as sp
     from stdp_pipeline.sim import delays
 
     d = delays.draw(_config(seed, extra), 784, N).numpy()[:784]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, d)
-    print(f"delays of seed {seed}: {d.shape} steps, {d.min()} to {d.max()}, in {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / "delays.npy", d)
+    np.save(out / "images.npy", sp.load_digits("mnist", "train", data_dir).images)
+    print(f"delays of seed {seed} ({d.min()} to {d.max()} steps) and training digits in {out}")
 
 
-def _train_images(data_dir: Path, digits: int) -> np.ndarray:
-    """The first ``digits`` training images ``[digits, 784]`` uint8 from the IDX file."""
-    for name in ("train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"):
-        path = data_dir / name
-        if path.exists():
-            opener = gzip.open if name.endswith(".gz") else open
-            with opener(path, "rb") as f:
-                raw = f.read()
-            return np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 784)[:digits]
-    raise SystemExit(f"no train-images-idx3-ubyte(.gz) in {data_dir}: set --data-dir")
-
-
-def simulate(
-    delays_file: Path, out: Path, digits: int, seed: int, data_dir: Path, conductances: str
-) -> None:
+def simulate(prepared: Path, out: Path, digits: int, seed: int, conductances: str) -> None:
     """Train in Brian2 (forward Euler, 0.5 ms steps; 350 ms of input, 150 ms of rest a digit)
     and write ``out/brian2_state.npz``: ``weights`` [784, N], ``theta`` [N] mV, ``counts``.
 
@@ -82,7 +71,7 @@ def simulate(
     b2.set_device("cpp_standalone", directory=str(out / "build"))
     b2.defaultclock.dt = 0.5 * ms
     b2.seed(seed)  # the Poisson spikes; the initial weights are drawn here
-    images = _train_images(data_dir, digits)
+    images = np.load(prepared / "images.npy")[:digits]
     stim = b2.TimedArray(images.astype(np.float64) / 4.0 * Hz, dt=500 * ms)  # p / 4 Hz
     if conductances == "exact":  # ge, gi as parameters, decayed after the state update
         g_eqs = "ge : 1\n gi : 1"
@@ -154,7 +143,7 @@ def simulate(
     )
     syn.connect()  # synapse k = i * N + j
     syn.w = (np.random.default_rng(seed).random(784 * N) + 0.01) * 0.3
-    syn.delay = np.load(delays_file).reshape(-1) * 0.5 * ms
+    syn.delay = np.load(prepared / "delays.npy").reshape(-1) * 0.5 * ms
     # normalise each neuron's input weights to 78 at the start of every digit: the column sums
     # on a 500 ms clock (not every step), then the rescaling
     summed = syn.summed_updaters["wsum_post"]
@@ -203,27 +192,27 @@ def score(state_file: Path, seed: int, extra: list[str], data_dir: str | None) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="step", required=True)
-    p = sub.add_parser("delays", help="export this project's delays (this environment)")
+    p = sub.add_parser("prepare", help="export delays and digits (this environment)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--data-dir", default=None)
     p = sub.add_parser("simulate", help="train in Brian2 (an environment with brian2)")
-    p.add_argument("--delays", type=Path, required=True)
+    p.add_argument("--prepared", type=Path, required=True, help="the folder `prepare` wrote")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--digits", type=int, default=60000)
     p.add_argument("--seed", type=int, default=1, help="seed of the initial weights")
     p.add_argument("--conductances", choices=("euler", "exact"), default="euler")
-    p.add_argument("--data-dir", type=Path, default=Path(os.environ.get("STDP_DATA_DIR", "data")))
     p = sub.add_parser("score", help="score a Brian2 state here (this environment)")
     p.add_argument("--state", type=Path, required=True)
     p.add_argument("--seed", type=int, default=0, help="the seed whose delays it trained with")
     p.add_argument("--data-dir", default=None)
-    for name in ("delays", "score"):
+    for name in ("prepare", "score"):
         sub.choices[name].add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
-    if args.step == "delays":
-        export_delays(args.seed, args.out, args.set)
+    if args.step == "prepare":
+        prepare(args.seed, args.out, args.set, args.data_dir)
     elif args.step == "simulate":
-        simulate(args.delays, args.out, args.digits, args.seed, args.data_dir, args.conductances)
+        simulate(args.prepared, args.out, args.digits, args.seed, args.conductances)
     else:
         score(args.state, args.seed, args.set, args.data_dir)
 
