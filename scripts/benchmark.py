@@ -127,12 +127,13 @@ def bench(
     # drawn on a second thread meanwhile.
     chunks = [(0, slice(lo, min(lo + size, train_digits))) for lo in range(0, train_digits, size)]
     learner = net.native_learner()
-    before = dict(learner.thread_use) if learner is not None else {}
+    use = learner.thread_use if learner is not None else {}  # presentations per thread count
+    before = dict(use)
     t0 = time.perf_counter()
     parts = list(train_chunks(net, images, np.arange(len(images)), chunks))
     train_s = time.perf_counter() - t0
     # the C engine's presentations per thread count while timed ("2x290 1x16": ThreadChooser)
-    used = {k: v - before.get(k, 0) for k, v in (learner.thread_use if learner else {}).items()}
+    used = {k: v - before.get(k, 0) for k, v in use.items()}
     threads = " ".join(f"{k}x{v}" for k, v in sorted(used.items(), reverse=True) if v) or "-"
     spikes = np.concatenate([part.spikes for part in parts])
     if state is not None:  # inference as a trained run's assign and evaluate see it

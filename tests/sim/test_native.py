@@ -419,7 +419,7 @@ def test_threads_give_the_same_bits(digits, case):
             np.testing.assert_array_equal(a, b)
 
 
-def test_thread_chooser_times_both_and_keeps_the_faster():
+def test_thread_chooser_times_every_option_and_keeps_the_fastest():
     """ThreadChooser: each option (the most threads, the powers of two below, one) runs `probe`
     presentations, the fastest the next `hold`, then all are timed again; one option only (a
     small layer, one core) always gives 1 thread."""
