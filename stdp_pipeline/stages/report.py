@@ -25,6 +25,7 @@ the measured rows hatched and starred. :func:`write_comparison` writes ``compari
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
 import math
 import os
@@ -196,6 +197,7 @@ def run_notes(config: dict, metrics: dict, *, seed: bool = True) -> list[str]:
     if encoding.get("code", "poisson") != "poisson":
         notes.append(f"{encoding['code']} code")
     notes += fidelity_notes(config)
+    notes += constant_notes(config)
     passes = metrics.get("train_passes")
     if isinstance(passes, int) and passes >= 1:
         notes.append(f"{passes} pass" + ("es" if passes > 1 else ""))
@@ -257,6 +259,46 @@ def fidelity_notes(config: dict) -> list[str]:
     retries = enc.get("max_retries", EncodingConfig.max_retries)
     if retries != EncodingConfig.max_retries:
         notes.append(f"retries up to {retries}")
+    return notes
+
+
+#: keys that :func:`fidelity_notes` words (or that belong to one of its switches)
+_SWITCH_KEYS = frozenset(
+    {"membrane", "integration", "refractory_v", "spike_block_ms", "v_init_offset_mv"}
+    | {"input_delay_max_ms", "w_init_min", "w_init_max", "max_retries", "rest"}
+)
+
+
+def constant_notes(config: dict) -> list[str]:
+    """The Diehl & Cook constants that the resolved ``config`` (``config.json``) of a Diehl & Cook
+    model (conductance neurons, trace STDP) sets away from their section defaults, beyond the
+    switches of :func:`fidelity_notes`: ``"excitatory.tau_theta_ms = 2e+07"``, one per value, in
+    section order (excitatory, inhibitory, trace_stdp, poisson, network weights, learning,
+    encoding timing). Empty for other models, whose own constants are theirs."""
+    from stdp_pipeline.io.config import EncodingConfig, LearningConfig, NetworkConfig
+    from stdp_pipeline.sim.codes.poisson import PoissonConfig
+    from stdp_pipeline.sim.neurons.conductance import ExcitatoryConfig, InhibitoryConfig
+    from stdp_pipeline.sim.rules.trace import TraceStdpConfig
+
+    network, learning = config.get("network") or {}, config.get("learning") or {}
+    encoding = config.get("encoding") or {}
+    if network.get("neuron", "conductance") != "conductance" or learning.get("rule", "trace") != (
+        "trace"
+    ):
+        return []
+    sections = [ExcitatoryConfig, InhibitoryConfig, TraceStdpConfig, NetworkConfig]
+    sections += [PoissonConfig] if encoding.get("code", "poisson") == "poisson" else []
+    sections += [LearningConfig, EncodingConfig]
+    notes = []
+    for section in sections:
+        values = config.get(section._section) or {}
+        for field in dataclasses.fields(section):
+            value, default = values.get(field.name), field.default
+            numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+            if field.name in _SWITCH_KEYS or not numeric or field.name == "n_excitatory":
+                continue
+            if isinstance(value, (int, float)) and value != default:
+                notes.append(f"{section._section}.{field.name} = {value:g}")
     return notes
 
 

@@ -19,6 +19,7 @@ from stdp_pipeline.io.rundir import RunDir
 from stdp_pipeline.stages.report import (
     bar_label,
     comparison_table,
+    constant_notes,
     fidelity_notes,
     find_runs,
     find_sweeps,
@@ -161,6 +162,28 @@ def test_notes_name_each_switch_of_the_authors_code(tmp_path):
     assert row["model"] == "diehl-cook-400-original"
     assert row["note"].startswith("simulated rest; Euler conductances; spike block 0 ms; ")
     assert "retries up to 64; 3 passes; seed 0; labels" in row["note"]
+
+
+def test_notes_name_constants_away_from_diehl_and_cook(tmp_path):
+    """A Diehl & Cook model whose constants differ from the paper's (here the theta decay and the
+    inhibition) says so in its note, after the switches; the presets and the tests' base set
+    none; other models' constants are their own."""
+    for name in ("diehl-cook-100", "diehl-cook-6400", "diehl-cook-1600-original", DC100):
+        assert constant_notes(load_config(name).to_dict()) == []
+    assert constant_notes(load_config("event-stdp-patches").to_dict()) == []
+    sets = ["excitatory.tau_theta_ms=2e7", "network.inh_to_exc_weight=20", "encoding.min_spikes=3"]
+    assert constant_notes(load_config("diehl-cook-6400", sets).to_dict()) == [
+        "excitatory.tau_theta_ms = 2e+07",
+        "network.inh_to_exc_weight = 20",
+        "encoding.min_spikes = 3",
+    ]
+    _fake_evaluated_run(
+        tmp_path / "tau", 100, {"all_activity": 0.8}, name="diehl-cook-100",
+        sets=["excitatory.tau_theta_ms=2e7"], train_passes=3,
+    )  # fmt: skip
+    assert measured_rows(tmp_path / "tau")[0]["note"].startswith(
+        "input delays 0-10 ms; excitatory.tau_theta_ms = 2e+07; 3 passes; seed 0"
+    )
 
 
 def test_find_runs_follows_links_once(tmp_path):
