@@ -81,6 +81,21 @@ def test_presets_hold_the_papers_values():
     )
 
 
+def test_slow_theta_recipes_are_their_presets_with_the_decay_doubled():
+    """scripts/configs/diehl-cook-{1600,6400}-theta-2e7.toml: the preset of their size (delays,
+    passes, engine) with excitatory.tau_theta_ms 2e7 instead of the paper's 1e7, nothing else."""
+    for n in (1600, 6400):
+        recipe = load_config(str(REPO / "scripts" / "configs" / f"diehl-cook-{n}-theta-2e7.toml"))
+        preset = load_config(f"diehl-cook-{n}")
+        assert preset.excitatory.tau_theta_ms == 1e7 and recipe.excitatory.tau_theta_ms == 2e7
+        a, b = recipe.to_dict(), preset.to_dict()
+        a["excitatory"].pop("tau_theta_ms"), b["excitatory"].pop("tau_theta_ms")
+        for d in (a, b):
+            d.pop("name"), d.pop("fingerprint", None)
+        assert a == b
+        assert recipe.network.n_excitatory == n and recipe.network.input_delay_max_ms == 10
+
+
 def test_original_presets_differ_from_theirs_only_by_the_fidelity_switches():
     """Each `-original` preset is its size's preset with the authors' code's switches."""
     switches = {

@@ -104,7 +104,8 @@ def test_thresholds_at_rest_by_hand():
     assert "38% of the neurons have a threshold within 1 mV" in flags["thresholds_at_rest"]
     line = health.warning_line("thresholds_at_rest", flags["thresholds_at_rest"], 10, lim)
     assert line.endswith(
-        "no measured fix; set by excitatory.tau_theta_ms, excitatory.theta_plus_mv"
+        "a slower theta decay held it off at 6,400 neurons (README); set by "
+        "excitatory.tau_theta_ms, excitatory.theta_plus_mv"
     )
 
 
