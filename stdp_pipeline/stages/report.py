@@ -273,32 +273,30 @@ def constant_notes(config: dict) -> list[str]:
     """The Diehl & Cook constants that the resolved ``config`` (``config.json``) of a Diehl & Cook
     model (conductance neurons, trace STDP) sets away from their section defaults, beyond the
     switches of :func:`fidelity_notes`: ``"excitatory.tau_theta_ms = 2e+07"``, one per value, in
-    section order (excitatory, inhibitory, trace_stdp, poisson, network weights, learning,
-    encoding timing). Empty for other models, whose own constants are theirs."""
-    from stdp_pipeline.io.config import EncodingConfig, LearningConfig, NetworkConfig
-    from stdp_pipeline.sim.codes.poisson import PoissonConfig
-    from stdp_pipeline.sim.neurons.conductance import ExcitatoryConfig, InhibitoryConfig
-    from stdp_pipeline.sim.rules.trace import TraceStdpConfig
+    section order (the sections of the parts in use, from the model registry: excitatory,
+    inhibitory, trace_stdp, the input code's; then network weights, learning, encoding timing).
+    Empty for other models, whose own constants are theirs."""
+    from stdp_pipeline.io.config import sections
+    from stdp_pipeline.sim import registry
 
     network, learning = config.get("network") or {}, config.get("learning") or {}
-    encoding = config.get("encoding") or {}
-    if network.get("neuron", "conductance") != "conductance" or learning.get("rule", "trace") != (
-        "trace"
-    ):
+    neuron, rule = network.get("neuron", "conductance"), learning.get("rule", "trace")
+    if (neuron, rule) != ("conductance", "trace"):
         return []
-    sections = [ExcitatoryConfig, InhibitoryConfig, TraceStdpConfig, NetworkConfig]
-    sections += [PoissonConfig] if encoding.get("code", "poisson") == "poisson" else []
-    sections += [LearningConfig, EncodingConfig]
+    code = (config.get("encoding") or {}).get("code", "poisson")
+    parts = (registry.neuron(neuron), registry.rule(rule), registry.code(code))
+    names = [name for part in parts for name in part.SECTIONS] + ["network", "learning", "encoding"]
+    classes = sections()
     notes = []
-    for section in sections:
-        values = config.get(section._section) or {}
-        for field in dataclasses.fields(section):
+    for name in names:
+        values = config.get(name) or {}
+        for field in dataclasses.fields(classes[name]):
             value, default = values.get(field.name), field.default
             numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
             if field.name in _SWITCH_KEYS or not numeric or field.name == "n_excitatory":
                 continue
             if isinstance(value, (int, float)) and value != default:
-                notes.append(f"{section._section}.{field.name} = {value:g}")
+                notes.append(f"{name}.{field.name} = {value:g}")
     return notes
 
 
