@@ -5,7 +5,8 @@ Six panels against the number of digits presented (a vertical dotted line marks 
 * excitatory spikes per digit: every digit (faint) and a rolling mean;
 * re-presentations per digit (digits that drew fewer than ``encoding.min_spikes`` spikes are
   shown again with a stronger input), rolling mean;
-* adaptive threshold theta, mean and maximum over the neurons;
+* adaptive threshold theta, mean and maximum over the neurons, and (dashed) the mean that the
+  layer's firing holds (the health signal ``theta_budget``, where the run has it);
 * input weights, mean and standard deviation;
 * largest input weight;
 * training speed, digits per second of each chunk.
@@ -46,6 +47,7 @@ FLAG_PANELS = {
     "weights_stalled": ("weight_max", "#7f7f7f"),
     "fields_alike": ("weights", "#bcbd22"),
     "thresholds_at_rest": ("theta", "#17becf"),
+    "theta_budget_low": ("theta", "#9467bd"),
 }
 
 
@@ -128,6 +130,11 @@ def plot_curves(
 
     a_th.plot(x, curve["theta_mean"], color="#0b3d91", lw=1.6, **mk, label="mean")
     a_th.plot(x, curve["theta_max"], color="#b5451b", lw=1.6, **mk, label="max")
+    if "theta_budget" in curve.columns and curve["theta_budget"].notna().any():
+        a_th.plot(
+            x, curve["theta_budget"], color="#0b3d91", ls="--", lw=1.2,
+            label="mean the firing holds (budget)",
+        )  # fmt: skip
     a_th.set_ylabel(f"theta ({theta_unit})" if theta_unit else "theta")
     a_th.set_title("adaptive threshold theta over the neurons")
 

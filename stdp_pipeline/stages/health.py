@@ -40,6 +40,18 @@ Signals, one value per chunk (columns of ``train_curve.csv``, TensorBoard ``heal
   responder that answers every digit alike. 0 in every 100-, 400- and 1,600-neuron run measured;
   6,400 neurons without input delays (15 passes): 0 up to 380,000 digits, 0.27 at 460,000, 0.70
   at the end; with them (diehl-cook-6400): 0.26 at 106,000 digits, 0.56 after its 3 passes.
+* ``theta_budget`` (mV), over the same window: the mean theta that the layer's firing can hold,
+  ``theta_plus * tau_theta * R / N`` with ``R`` the layer's spikes per ms of simulated time
+  (the window's spikes over its presentations, retries included, times ``presentation_ms +
+  rest_ms``; the spikes of a rejected presentation, fewer than ``encoding.min_spikes``, are not
+  counted). Theta rises ``theta_plus`` at each spike and decays with ``tau_theta``, so a neuron
+  firing ``r`` spikes per ms settles at ``theta_plus * tau_theta * r``: the mean theta heads to
+  the budget within about ``tau_theta`` (20,000 digits at Diehl & Cook's 1e7 ms). NaN for a
+  neuron model without ``theta_hold_mv_ms``. Small layers fire as much as their thresholds ask:
+  the diehl-cook-100 and -400 runs measured hold 45-51 mV whatever ``tau_theta`` (100 neurons
+  at 5e6 ms fire twice as much as at 1e7); a large one cannot (one winner's spikes a digit, far
+  more neurons to share them): 38.7 mV at 1,600 neurons with 2e7 ms, 15.6 at 6,400 with the
+  paper's 1e7 (which then sinks half its layer to rest), 22.2 with 2e7.
 
 Checks, each a flag column ``flag_<name>`` (0/1) of ``train_curve.csv``; thresholds
 (module constants) were chosen between the healthy and the degenerate runs measured for the
@@ -65,6 +77,7 @@ fields_alike         ``field_similarity > FIELD_SIMILARITY_MAX``            inpu
                                                                             inhibition
 thresholds_at_rest   ``rest_share > REST_SHARE_MAX``                        slower theta decay
                                                                             (held off, not cured)
+theta_budget_low     ``theta_budget < THETA_BUDGET_MIN_MV``                 slower theta decay
 ==================== ===================================================== =====================
 
 Everything here is pure numpy over arrays the training loop already holds (per-neuron spike
@@ -118,6 +131,14 @@ REST_MARGIN = 1.0
 #: 400- and 1,600-neuron run measured: 0; 6,400 neurons without delays: 0.27-0.38 from 460,000
 #: digits on, 0.70 at the end of 15 passes; with them 0.56 after 3 passes (91.95 % all the same).
 REST_SHARE_MAX = 0.25
+#: ``theta_budget_low``: the mean theta the layer's firing holds (mV) below this. The presets' model,
+#: 100 and 400 neurons: 45-51 mV (after the window; early chunks of 400 neurons run to 100);
+#: 1,600 neurons with tau_theta 2e7 ms: 35-39; 6,400 neurons: 6-16 mV with the paper's 1e7 ms,
+#: the run whose thresholds then sank to rest, 11-22 with 2e7 ms, the run that scored 1.1 points
+#: more but still left two fifths of the layer without a field.
+THETA_BUDGET_MIN_MV = 30.0
+#: ... and the budget its warning aims at when it says how much slower theta should decay.
+THETA_BUDGET_AIM_MV = 40.0
 
 #: The signal columns, in file order.
 SIGNALS = (
@@ -129,6 +150,7 @@ SIGNALS = (
     "weight_rise",
     "field_similarity",
     "rest_share",
+    "theta_budget",
 )
 
 
@@ -168,6 +190,7 @@ CHECKS: tuple[Check, ...] = (
         ("{decay}", "{adapt}"),
         verb="a slower theta decay held it off at 6,400 neurons (README); set by",
     ),
+    Check("theta_budget_low", "theta budget low", ("{decay}", "{adapt}"), verb="raise"),
 )
 CHECK_NAMES = tuple(c.name for c in CHECKS)
 #: The flag columns, in file order.
@@ -278,6 +301,15 @@ def rest_share(theta: np.ndarray, theta_at_rest: float) -> float:
     return float((np.asarray(theta) < theta_at_rest + REST_MARGIN).mean())
 
 
+def theta_budget(spikes: float, presentations: float, lim: Limits) -> float:
+    """The mean theta (mV) that ``spikes`` excitatory spikes over ``presentations``
+    presentations (retries included) hold: ``theta_hold_mv_ms * spikes / (presentations *
+    digit_ms) / n_neurons`` (NaN for a model without ``theta_hold_mv_ms``, or no presentation)."""
+    if not (np.isfinite(lim.theta_hold_mv_ms) and presentations > 0 and lim.digit_ms > 0):
+        return float("nan")
+    return lim.theta_hold_mv_ms * spikes / (presentations * lim.digit_ms) / lim.n_neurons
+
+
 def initial_weight_max(weights: np.ndarray, weight_sum: float, w_max: float) -> float:
     """The largest weight once the initial ``weights`` (``[P, N]`` or ``[G, P, Ng]``) have been
     normalised as the first presentation does: each neuron's column scaled to sum to
@@ -320,6 +352,11 @@ class Limits:
     groups: int = 1  # patch groups, each with its own inhibition (N = groups * group size)
     #: theta at which the threshold equals the resting potential (NaN: not known)
     theta_at_rest: float = float("nan")
+    #: mV of theta a neuron holds per spike per ms it fires (``theta_plus * tau_theta``; NaN: a
+    #: model without it, the ``theta_budget_low`` check off)
+    theta_hold_mv_ms: float = float("nan")
+    #: simulated ms of one presentation with its rest
+    digit_ms: float = float("nan")
 
     @classmethod
     def of(
@@ -330,14 +367,18 @@ class Limits:
         weights: np.ndarray,
         groups: int = 1,
         theta_at_rest: float = float("nan"),
+        theta_hold_mv_ms: float = float("nan"),
     ) -> Limits:
         """The limits of a run of ``config`` whose network has ``n_neurons`` excitatory neurons in
         ``groups`` patch groups, initial threshold ``theta_init`` and initial ``weights``;
         ``theta_at_rest``: the theta at which a neuron's threshold equals its resting potential
-        (NaN: not known, the ``thresholds_at_rest`` check off)."""
+        (NaN: not known, the ``thresholds_at_rest`` check off); ``theta_hold_mv_ms``: the theta
+        a neuron holds per spike per ms (NaN: not known, the ``theta_budget_low`` check off)."""
         lc = config.learning
         return cls(
             theta_at_rest=float(theta_at_rest),
+            theta_hold_mv_ms=float(theta_hold_mv_ms),
+            digit_ms=config.encoding.presentation_ms + config.encoding.rest_ms,
             groups=groups,
             n_neurons=n_neurons,
             theta_init=float(theta_init),
@@ -410,6 +451,15 @@ def evaluate(signals: dict[str, float], spikes: np.ndarray, position: int, lim: 
             f"the resting potential (limit {REST_SHARE_MAX:.0%}): they won too rarely to hold "
             "theta up, fire at every digit's onset and learn no field"
         )
+    if s.get("theta_budget", float("nan")) < THETA_BUDGET_MIN_MV:
+        out["theta_budget_low"] = (
+            f"the layer's {lim.n_neurons:,} neurons fire enough to hold their thresholds "
+            f"{s['theta_budget']:.1f} mV above base on average, where theta settles (limit "
+            f"{THETA_BUDGET_MIN_MV:g} mV; the 100- and 400-neuron presets hold 45-51): thresholds "
+            "this low let neurons fire without a learned field; a decay about "
+            f"{THETA_BUDGET_AIM_MV / s['theta_budget']:.1f} times slower would hold "
+            f"{THETA_BUDGET_AIM_MV:g} mV at this firing"
+        )
     return out
 
 
@@ -429,7 +479,8 @@ class HealthMonitor:
     flags; :meth:`announce` the lines to print for flags not announced before (once each)."""
 
     limits: Limits
-    _counts: deque = field(default_factory=deque)  # (digits, [N] summed spikes, [B] winners)
+    #: (digits, [N] summed spikes, [B] winners, presentations): the window's chunks
+    _counts: deque = field(default_factory=deque)
     _seen: int = 0
     announced: dict[str, int] = field(default_factory=dict)  # flag -> first position
 
@@ -449,13 +500,15 @@ class HealthMonitor:
         state after it; ``position`` the digits presented after it."""
         lim = self.limits
         counts = np.asarray(neuron_spikes, np.float32).reshape(len(spikes), -1)
-        self._counts.append((len(counts), counts.sum(axis=0), winners(counts, lim.groups)))
+        shown = float(len(retries) + np.sum(retries))
+        self._counts.append((len(counts), counts.sum(axis=0), winners(counts, lim.groups), shown))
         self._seen += len(counts)
         while self._counts and self._seen - self._counts[0][0] >= lim.window:
             self._seen -= self._counts.popleft()[0]
         full = self._seen >= lim.window
         total = np.sum([c[1] for c in self._counts], axis=0)
         won = np.concatenate([c[2] for c in self._counts])
+        shown = sum(c[3] for c in self._counts)
         signals = {
             "active_share": active_share(counts),
             "retry_cap_share": retry_cap_share(retries, lim.max_retries),
@@ -469,6 +522,7 @@ class HealthMonitor:
             else float("nan"),
             "field_similarity": field_similarity(weights),
             "rest_share": rest_share(theta, lim.theta_at_rest),
+            "theta_budget": theta_budget(float(total.sum()), shown, lim) if full else float("nan"),
         }
         flags = evaluate(
             {**signals, "theta_rise": theta_rise(theta, lim.theta_init)}, spikes, position, lim

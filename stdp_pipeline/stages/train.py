@@ -227,7 +227,13 @@ class _Training:
         theta_init = net.neuron.theta_init(net.exc_params)
         w0 = net.get_state()["weights"]
         self.limits = health.Limits.of(
-            config, net.n, theta_init, w0, net.layout.n_groups, theta_at_rest(net)
+            config,
+            net.n,
+            theta_init,
+            w0,
+            net.layout.n_groups,
+            theta_at_rest(net),
+            theta_hold_mv_ms(net),
         )
         self.monitor = health.HealthMonitor(self.limits)
         self.start = 0
@@ -490,6 +496,14 @@ def theta_at_rest(net: SpikingNetwork) -> float:
         return float("nan")
     p = net.exc_params
     return float(rest(p) - net.neuron.base_threshold(p))
+
+
+def theta_hold_mv_ms(net: SpikingNetwork) -> float:
+    """The theta an excitatory neuron holds per spike per ms it fires: ``theta_hold_mv_ms(p)``
+    of the network's neuron model (Diehl & Cook's: 0.05 mV * 1e7 ms = 5e5 mV ms); NaN for a
+    model without it."""
+    hold = getattr(net.neuron, "theta_hold_mv_ms", None)
+    return float("nan") if hold is None else float(hold(net.exc_params))
 
 
 def _strict_message(run: RunDir, flags: dict[str, str], position: int, lim: health.Limits) -> str:

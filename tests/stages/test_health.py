@@ -16,7 +16,7 @@ from bases import DC100
 from click.testing import CliRunner
 
 from stdp_pipeline.cli.main import main
-from stdp_pipeline.io.config import ExperimentConfig, all_keys
+from stdp_pipeline.io.config import ExperimentConfig, all_keys, load_config
 from stdp_pipeline.stages import health
 
 CHUNK = 10
@@ -47,6 +47,7 @@ def _healthy_signals() -> dict[str, float]:
         "weight_rise": 1.84,
         "field_similarity": 0.9,
         "rest_share": 0.0,
+        "theta_budget": 45.0,
     }
 
 
@@ -109,6 +110,56 @@ def test_thresholds_at_rest_by_hand():
     )
 
 
+def test_theta_budget_by_hand():
+    """Theta rises theta_plus at a spike and decays with tau_theta, so a layer of N neurons firing
+    S spikes a digit of T ms holds a mean theta of theta_plus * tau_theta * S / (T N): Diehl &
+    Cook's 0.05 mV * 1e7 ms = 5e5 mV ms, T = 350 + 150 ms. Retries lengthen T; the check waits
+    for a full window and is off for a model without the product (the current LIF)."""
+    from stdp_pipeline.sim.network import SpikingNetwork
+    from stdp_pipeline.stages.train import theta_hold_mv_ms
+
+    dc = ExperimentConfig().with_overrides(["network.n_excitatory=10"])
+    assert theta_hold_mv_ms(SpikingNetwork(dc)) == pytest.approx(5e5)
+    slow = dc.with_overrides(["excitatory.tau_theta_ms=2e7", "excitatory.theta_plus_mv=0.1"])
+    assert theta_hold_mv_ms(SpikingNetwork(slow)) == pytest.approx(2e6)
+    current = dc.with_overrides(["network.neuron=current", "learning.rule=event"])
+    assert math.isnan(theta_hold_mv_ms(SpikingNetwork(current)))
+    w = np.full((784, 6400), 0.1)
+    lim = health.Limits.of(dc, 6400, 20.0, w, theta_hold_mv_ms=5e5)
+    assert lim.digit_ms == 500.0
+    # the 6,400-neuron preset's run: 100 spikes a digit hold 5e5 * 100 / 500 / 6400 = 15.6 mV
+    assert health.theta_budget(100.0 * 5000, 5000, lim) == pytest.approx(15.625)
+    assert health.theta_budget(100.0 * 5000, 10000, lim) == pytest.approx(15.625 / 2)  # retries
+    assert math.isnan(health.theta_budget(10.0, 1, health.Limits.of(dc, 6400, 20.0, w)))
+    assert math.isnan(health.theta_budget(10.0, 0, lim))
+
+    # 4 neurons, 2e4 mV ms, 500 ms a digit: 10 mV of budget per spike a digit
+    mon = health.HealthMonitor(_limits(window=40, theta_hold_mv_ms=2e4, digit_ms=500.0))
+    counts = np.zeros((20, 4), np.float32)
+    counts[np.arange(20), np.arange(20) % 4] = 6  # 6 spikes a digit, shared: 60 mV
+    theta, w = np.array([20.0, 21.0, 26.0, 22.0]), np.eye(6, 4) * 0.5 + 0.01
+    args = (counts.sum(axis=1), np.zeros(20, np.int32), theta, w)
+    signals, flags = mon.observe(20, counts, *args)
+    assert math.isnan(signals["theta_budget"]) and flags == {}  # window not full
+    signals, flags = mon.observe(40, counts, *args)
+    assert signals["theta_budget"] == pytest.approx(60.0) and flags == {}
+    shown3 = (counts.sum(axis=1), np.full(20, 2, np.int32), theta, w)  # each digit shown 3 times
+    signals, flags = mon.observe(60, counts, *shown3)
+    assert signals["theta_budget"] == pytest.approx(6 * 40 * 2e4 / ((20 + 60) * 500) / 4)  # 30
+    assert "theta_budget_low" not in flags  # the limit itself is not under it
+    signals, flags = mon.observe(80, counts, *shown3)
+    assert signals["theta_budget"] == pytest.approx(20.0)
+    assert list(flags) == ["theta_budget_low"]
+    (line,) = mon.announce(flags, 80)
+    assert line == (
+        "warning: training health 'theta_budget_low' at digit 80: the layer's 4 neurons fire "
+        "enough to hold their thresholds 20.0 mV above base on average, where theta settles "
+        "(limit 30 mV; the 100- and 400-neuron presets hold 45-51): thresholds this low let "
+        "neurons fire without a learned field; a decay about 2.0 times slower would hold 40 mV "
+        "at this firing; raise excitatory.tau_theta_ms, excitatory.theta_plus_mv"
+    )
+
+
 def test_initial_weight_max_of_uniform_weights_is_twice_the_mean():
     """Uniform initial weights normalised to sum 78 over 784 inputs peak near 2 * 78 / 784
     = 0.199 (a little above, the largest of 100 columns), whatever w_init_max: the value the
@@ -135,6 +186,7 @@ def test_healthy_signals_raise_no_flag_and_each_limit_raises_its_own():
         "weights_stalled": {"weight_rise": health.WEIGHT_RISE_MIN - 0.1},
         "fields_alike": {"field_similarity": health.FIELD_SIMILARITY_MAX + 0.01},
         "thresholds_at_rest": {"rest_share": health.REST_SHARE_MAX + 0.05},
+        "theta_budget_low": {"theta_budget": health.THETA_BUDGET_MIN_MV - 1.0},
     }
     for name, change in beyond.items():
         flags = health.evaluate({**_healthy_signals(), **change}, spikes, 1000, lim)
@@ -306,6 +358,39 @@ def test_healthy_mnist_run_raises_no_flag(mnist_dir):
         assert signals["field_similarity"] < 0.9
         assert signals["retry_cap_share"] == 0.0
         assert math.isnan(signals["silent_share"])  # window of 1,000 digits not reached
+
+
+def test_mean_theta_settles_at_the_budget_on_mnist(mnist_dir):
+    """The budget is where the mean theta goes: the tests' diehl-cook-100 base with theta
+    decaying 40 times faster (tau_theta 2.5e5 ms, 500 digits) on 3,000 MNIST digits settles
+    within 5 % of the budget of the last 1,000 digits (measured: 28.0 against 28.4 mV, the layer
+    then firing about 105 spikes a digit, every neuron for every digit); after the first 1,000
+    digits the thresholds still stand above it (18.0 against 14.4 mV) and the flag is raised."""
+    import stdp_pipeline as sp
+    from stdp_pipeline.sim.present import train_chunk
+    from stdp_pipeline.stages.train import theta_hold_mv_ms
+
+    digits = sp.load_digits("mnist", "train", str(mnist_dir)).images[:3000]
+    net = sp.build_network(load_config(DC100, ["excitatory.tau_theta_ms=2.5e5"]))
+    lim = health.Limits.of(
+        net.config, net.n, 20.0, net.get_state()["weights"], theta_hold_mv_ms=theta_hold_mv_ms(net)
+    )
+    assert lim.theta_hold_mv_ms == pytest.approx(0.05 * 2.5e5)
+    monitor = health.HealthMonitor(lim)
+    seen = {}
+    for lo in range(0, 3000, 250):
+        stats = train_chunk(net, digits[lo : lo + 250], np.arange(lo, lo + 250))
+        state = net.get_state()
+        signals, flags = monitor.observe(
+            lo + 250, stats.neuron_spikes, stats.spikes, stats.retries, state["theta"],
+            state["weights"],
+        )  # fmt: skip
+        seen[lo + 250] = (float(state["theta"].mean()), signals["theta_budget"], flags)
+    theta, budget, flags = seen[1000]
+    assert budget < theta and budget < health.THETA_BUDGET_MIN_MV and "theta_budget_low" in flags
+    theta, budget, _ = seen[3000]
+    assert theta == pytest.approx(budget, rel=0.05)
+    assert 25.0 < budget < 40.0
 
 
 @pytest.mark.slow

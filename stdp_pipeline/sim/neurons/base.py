@@ -21,6 +21,10 @@ A neuron model is a module with:
   input, for a model whose adaptive threshold can decay to it (the training health check
   ``thresholds_at_rest`` compares thresholds with it; without it the check is off: the current
   LIF's threshold, ``thr_base > 0`` plus a non-negative part, never reaches its rest at 0);
+* optional: ``theta_hold_mv_ms(p) -> float``, for a theta that rises by a fixed step at each
+  spike and decays exponentially through presentations and rests alike: step times time
+  constant, the theta a neuron holds per spike per ms it fires (the training health check
+  ``theta_budget_low`` reads the layer's firing with it; without it the check is off);
 * the adaptive threshold ``theta`` (learned state of the excitatory layer):
   ``theta_init(p) -> float`` and ``adaptation(p, dt_ms, steps, rest_ms) -> Adaptation``, an
   object that carries theta through a presentation (:class:`Adaptation`).

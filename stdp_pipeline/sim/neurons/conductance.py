@@ -256,6 +256,13 @@ def resting_potential(p: Params) -> float:
     return p.v_rest_mv
 
 
+def theta_hold_mv_ms(p: Params) -> float:
+    """``theta_plus * tau_theta`` (mV ms): theta rises ``theta_plus`` at a spike and decays with
+    ``tau_theta``, so a neuron firing ``r`` spikes per ms of simulated time (rest included)
+    settles at ``theta = theta_plus * tau_theta * r``."""
+    return p.theta_plus_mv * p.tau_theta_ms
+
+
 class _Exact:
     """Theta carried as ``theta0`` plus scaled spike increments.
 
