@@ -131,8 +131,8 @@ REST_MARGIN = 1.0
 #: 400- and 1,600-neuron run measured: 0; 6,400 neurons without delays: 0.27-0.38 from 460,000
 #: digits on, 0.70 at the end of 15 passes; with them 0.56 after 3 passes (91.95 % all the same).
 REST_SHARE_MAX = 0.25
-#: ``theta_budget_low``: the mean theta the layer's firing holds (mV) below this. The presets' model,
-#: 100 and 400 neurons: 45-51 mV (after the window; early chunks of 400 neurons run to 100);
+#: ``theta_budget_low``: the mean theta the layer's firing holds (mV) below this. The presets'
+#: model at 100 and 400 neurons: 45-51 mV (after the window; early chunks at 400 neurons: to 100);
 #: 1,600 neurons with tau_theta 2e7 ms: 35-39; 6,400 neurons: 6-16 mV with the paper's 1e7 ms,
 #: the run whose thresholds then sank to rest, 11-22 with 2e7 ms, the run that scored 1.1 points
 #: more but still left two fifths of the layer without a field.
