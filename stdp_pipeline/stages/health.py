@@ -133,9 +133,10 @@ REST_MARGIN = 1.0
 REST_SHARE_MAX = 0.25
 #: ``theta_budget_low``: the mean theta the layer's firing holds (mV) below this. The presets'
 #: model at 100 and 400 neurons: 45-51 mV (after the window; early chunks at 400 neurons: to 100);
-#: 1,600 neurons with tau_theta 2e7 ms: 35-39; 6,400 neurons: 6-16 mV with the paper's 1e7 ms,
-#: the run whose thresholds then sank to rest, 11-22 with 2e7 ms, the run that scored 1.1 points
-#: more but still left two fifths of the layer without a field.
+#: 1,600 neurons: 19-20 mV with the paper's 1e7 ms (first 6,000 digits), 35-39 with 2e7 ms
+#: (1.1-1.4 points more); 6,400 neurons: 6-16 mV with 1e7 ms, the run whose thresholds then sank
+#: to rest, 11-22 with 2e7 ms, the run that scored 1.1 points more but still left two fifths of
+#: the layer without a field.
 THETA_BUDGET_MIN_MV = 30.0
 #: ... and the budget its warning aims at when it says how much slower theta should decay.
 THETA_BUDGET_AIM_MV = 40.0
