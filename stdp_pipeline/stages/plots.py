@@ -18,12 +18,30 @@ import numpy as np  # noqa: E402
 from stdp_pipeline.io.atomic import atomic_path, reporting  # noqa: E402
 
 
-def _save(fig: plt.Figure, path: str | os.PathLike[str]) -> None:
+def _save(fig: plt.Figure, path: str | os.PathLike[str], *, palette: bool = False) -> None:
     """Write ``fig`` as a PNG to ``path`` atomically; a write the system refuses (disk full)
-    raises :class:`~stdp_pipeline.io.atomic.WriteError`. The figure is closed either way."""
+    raises :class:`~stdp_pipeline.io.atomic.WriteError`. The figure is closed either way.
+
+    ``palette``: store 256 colours (median cut, no dithering) instead of full RGBA, for charts of
+    flat colours and text (the comparison chart of 33 runs: 0.99 MB -> 0.35 MB, unchanged to
+    the eye); not for images with colour maps, whose gradients it would band."""
     try:
         with atomic_path(path) as tmp, reporting(path):
-            fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+            if not palette:
+                fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+                return
+            from io import BytesIO
+
+            from PIL import Image
+
+            buffer = BytesIO()
+            fig.savefig(buffer, dpi=120, bbox_inches="tight", format="png")
+            buffer.seek(0)
+            with Image.open(buffer) as image:
+                flat = image.convert("RGB").quantize(
+                    colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+                )
+            flat.save(tmp, format="PNG", optimize=True)
     finally:
         plt.close(fig)
 

@@ -491,7 +491,7 @@ def plot_comparison(frame: pd.DataFrame, path: str | os.PathLike[str], title: st
     ax.grid(axis="x", alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
     ax.set_title(title, fontsize=11, loc="left")
-    _save(fig, path)
+    _save(fig, path, palette=True)
 
 
 def write_comparison(

@@ -336,6 +336,13 @@ def test_compare_cli(tmp_path):
     assert result.exit_code == 0, result.output
     assert "1 measured run(s)" in result.output
     assert {p.name for p in out.iterdir()} == {"comparison.md", "comparison.csv", "comparison.png"}
+    from PIL import Image
+
+    with Image.open(out / "comparison.png") as chart:  # 256 colours: flat bars and text
+        assert chart.mode == "P"
+        colours = [c for _, c in chart.convert("RGB").getcolors(256)]
+    blue = (31, 119, 180)  # a published bar (tab10's first colour), kept to within 3 levels
+    assert any(max(abs(a - b) for a, b in zip(c, blue, strict=True)) <= 3 for c in colours)
     result = runner.invoke(compare, [str(tmp_path / "nowhere"), "--out", str(out)])
     assert result.exit_code == 2
     assert result.output.startswith("Error: ") and result.output.count("\n") == 1
