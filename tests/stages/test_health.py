@@ -364,8 +364,8 @@ def test_mean_theta_settles_at_the_budget_on_mnist(mnist_dir):
     """The budget is where the mean theta goes: the tests' diehl-cook-100 base with theta
     decaying 40 times faster (tau_theta 2.5e5 ms, 500 digits) on 3,000 MNIST digits settles
     within 5 % of the budget of the last 1,000 digits (measured: 28.0 against 28.4 mV, the layer
-    then firing about 105 spikes a digit, every neuron for every digit); after the first 1,000
-    digits the thresholds still stand above it (18.0 against 14.4 mV) and the flag is raised."""
+    then firing about 105 spikes a digit); after the first 1,000 digits the thresholds still
+    stand above it (18.0 against 14.4 mV) and the flag is raised."""
     import stdp_pipeline as sp
     from stdp_pipeline.sim.present import train_chunk
     from stdp_pipeline.stages.train import theta_hold_mv_ms
