@@ -452,7 +452,7 @@ def evaluate(signals: dict[str, float], spikes: np.ndarray, position: int, lim: 
             f"the resting potential (limit {REST_SHARE_MAX:.0%}): they won too rarely to hold "
             "theta up, fire at every digit's onset and learn no field"
         )
-    if s.get("theta_budget", float("nan")) < THETA_BUDGET_MIN_MV:
+    if s["theta_budget"] < THETA_BUDGET_MIN_MV:
         out["theta_budget_low"] = (
             f"the layer's {lim.n_neurons:,} neurons fire enough to hold their thresholds "
             f"{s['theta_budget']:.1f} mV above base on average, where theta settles (limit "
@@ -501,8 +501,10 @@ class HealthMonitor:
         state after it; ``position`` the digits presented after it."""
         lim = self.limits
         counts = np.asarray(neuron_spikes, np.float32).reshape(len(spikes), -1)
-        shown = float(len(retries) + np.sum(retries))
-        self._counts.append((len(counts), counts.sum(axis=0), winners(counts, lim.groups), shown))
+        presented = float(len(retries) + np.sum(retries))  # this chunk's presentations
+        self._counts.append(
+            (len(counts), counts.sum(axis=0), winners(counts, lim.groups), presented)
+        )
         self._seen += len(counts)
         while self._counts and self._seen - self._counts[0][0] >= lim.window:
             self._seen -= self._counts.popleft()[0]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from io import BytesIO
 
 import matplotlib
 
@@ -27,21 +28,17 @@ def _save(fig: plt.Figure, path: str | os.PathLike[str], *, palette: bool = Fals
     the eye); not for images with colour maps, whose gradients it would band."""
     try:
         with atomic_path(path) as tmp, reporting(path):
-            if not palette:
-                fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-                return
-            from io import BytesIO
+            target = BytesIO() if palette else tmp
+            fig.savefig(target, dpi=120, bbox_inches="tight", format="png")
+            if palette:
+                from PIL import Image
 
-            from PIL import Image
-
-            buffer = BytesIO()
-            fig.savefig(buffer, dpi=120, bbox_inches="tight", format="png")
-            buffer.seek(0)
-            with Image.open(buffer) as image:
-                flat = image.convert("RGB").quantize(
-                    colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
-                )
-            flat.save(tmp, format="PNG", optimize=True)
+                target.seek(0)
+                with Image.open(target) as image:
+                    flat = image.convert("RGB").quantize(
+                        colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+                    )
+                flat.save(tmp, format="PNG", optimize=True)
     finally:
         plt.close(fig)
 
