@@ -6,12 +6,15 @@ network's learned state is set from it, the first ``--digits`` assignment and te
 presented with learning off, labels and the linear read-out are fitted on the former and the
 latter are scored (see :mod:`stdp_pipeline.stages.checkpoint_scores`). Prints the table and
 writes ``RUN/accuracy_curve.csv`` and ``RUN/accuracy_curve.png``; nothing else in the run
-changes. It may run while the run is still training (checkpoints are written atomically). Rows
-of an earlier run of the script at other checkpoints, scored on as many digits, are kept, so
-``--positions`` adds to the curve.
+changes. It may run while the run is still training (checkpoints are written atomically). The
+CSV keeps the rows of earlier runs of the script (a ``digits`` column tells which count each row
+was scored on): a checkpoint scored again on as many digits replaces its row, so ``--positions``
+adds to a curve, and a curve on another digit count stays beside it. The PNG draws the curve of
+the ``--digits`` just scored.
 
     python scripts/accuracy_curve.py results/dc1600 --digits 1000
     python scripts/accuracy_curve.py results/dc6400 --digits 500 --positions 5000,10000
+    python scripts/accuracy_curve.py results/dc6400 --digits 10000 --positions 180000
 """
 
 from __future__ import annotations
@@ -52,37 +55,46 @@ def main(argv: list[str] | None = None) -> int:
             positions=_positions(args.positions),
             progress=False if args.quiet else None,
         )
-        table, kept = _with_earlier(run, table, args.digits)
-        run.write_text("accuracy_curve.csv", table.to_csv(index=False))
+        merged = _with_earlier(run, table)
+        run.write_text("accuracy_curve.csv", merged.to_csv(index=False))
+        curve = merged[merged["digits"] == args.digits].reset_index(drop=True)
         title = f"{run.name}: {run.config().name}, accuracy at each checkpoint"
-        plot_accuracy_curve(table, run.file("accuracy_curve.png"), title, args.digits)
+        plot_accuracy_curve(curve, run.file("accuracy_curve.png"), title, args.digits)
     except PipelineError as err:
         print(f"Error: {err}", file=sys.stderr)
         return 2
-    print(table.to_string(index=False))
+    print(curve.to_string(index=False))
+    kept = len(curve) - len(table)
     also = f" ({kept} row(s) kept from the earlier scores on {args.digits} digits)" if kept else ""
+    others = sorted(int(d) for d in set(merged["digits"]) - {args.digits})
+    if others:
+        counts = ", ".join(f"{d:,}" for d in others)
+        also += f"; the CSV also holds the curve(s) scored on {counts} digits"
     print(f"wrote {run.file('accuracy_curve.csv')} and accuracy_curve.png{also}")
     return 0
 
 
-def _with_earlier(run: RunDir, table: pd.DataFrame, digits: int) -> tuple[pd.DataFrame, int]:
-    """``table`` with the rows of the run's earlier ``accuracy_curve.csv`` at the other
-    checkpoints scored on as many digits (scoring a checkpoint takes minutes at 6,400 neurons:
-    ``--positions`` adds to the curve); rows on other digit counts are dropped. Returns the
-    table by position and how many rows were kept."""
+def _with_earlier(run: RunDir, table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with the rows of the run's earlier ``accuracy_curve.csv`` that it does not score
+    again (another checkpoint, or the same one on another digit count: scoring a checkpoint takes
+    minutes at 6,400 neurons, so no earlier score is thrown away), ordered by digit count, then
+    position. An unreadable earlier file is replaced."""
     path = run.file("accuracy_curve.csv")
     if not path.exists():
-        return table, 0
+        return table
     try:
         old = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
-        return table, 0
+        return table
     if "digits" not in old.columns or "position" not in old.columns:
-        return table, 0
-    keep = old[(old["digits"] == digits) & ~old["position"].isin(table["position"])]
-    keep = keep.reindex(columns=table.columns)
+        return table
+    key = ["digits", "position"]
+    again = pd.MultiIndex.from_frame(old[key].astype(int)).isin(
+        pd.MultiIndex.from_frame(table[key].astype(int))
+    )
+    keep = old[~again].reindex(columns=table.columns)
     merged = pd.concat([keep, table]) if len(keep) else table
-    return merged.sort_values("position").reset_index(drop=True), len(keep)
+    return merged.sort_values(["digits", "position"], kind="stable").reset_index(drop=True)
 
 
 if __name__ == "__main__":

@@ -495,17 +495,39 @@ def test_accuracy_curve_scores_every_checkpoint(tiny_runs, tmp_path, capsys):
     assert all(after[k] == v for k, v in before.items())
     assert "accuracy_curve.csv" in capsys.readouterr().out
 
-    # --positions adds to the curve scored on as many digits; other digit counts start it again
+    # --positions adds to the curve scored on as many digits; a curve on another digit count
+    # is kept beside it (ordered by digits, then position), and scoring it again replaces it
     assert script.main([str(run), "--digits", "20", "--positions", "20", "-q"]) == 0
     again = pd.read_csv(run / "accuracy_curve.csv")
     pd.testing.assert_frame_equal(
         again.drop(columns="wall_s"), table.drop(columns="wall_s"), check_dtype=False
     )
     assert "2 row(s) kept from the earlier scores on 20 digits" in capsys.readouterr().out
-    assert script.main([str(run), "--digits", "10", "--positions", "20", "-q"]) == 0
-    assert pd.read_csv(run / "accuracy_curve.csv")["position"].tolist() == [20]
+    assert script.main([str(run), "--digits", "10", "--positions", "20,30", "-q"]) == 0
+    both = pd.read_csv(run / "accuracy_curve.csv")
+    assert list(zip(both["digits"], both["position"], strict=True)) == [
+        (10, 20),
+        (10, 30),
+        (20, 10),
+        (20, 20),
+        (20, 30),
+    ]
+    pd.testing.assert_frame_equal(  # the 20-digit curve untouched
+        both[both["digits"] == 20].drop(columns="wall_s").reset_index(drop=True),
+        table.drop(columns="wall_s"),
+        check_dtype=False,
+    )
+    out = capsys.readouterr().out
+    assert "the CSV also holds the curve(s) scored on 20 digits" in out
+    assert "kept from the earlier scores on 10 digits" not in out
+    ten = both[both["digits"] == 10].set_index("position")
+    assert script.main([str(run), "--digits", "10", "--positions", "30", "-q"]) == 0
+    thrice = pd.read_csv(run / "accuracy_curve.csv")
+    assert len(thrice) == 5 and thrice["digits"].tolist() == [10, 10, 20, 20, 20]
+    row = thrice[(thrice["digits"] == 10) & (thrice["position"] == 30)].iloc[0]
+    assert row["all_activity"] == ten.loc[30, "all_activity"]  # the same scores, one row
+    assert "1 row(s) kept from the earlier scores on 10 digits" in capsys.readouterr().out
     assert table["digits"].tolist() == [20, 20, 20]
-    capsys.readouterr()
 
     assert script.main([str(run), "--digits", "21", "-q"]) == 2
     assert "--digits 21: must be between 1 and 20" in capsys.readouterr().err
