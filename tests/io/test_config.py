@@ -82,10 +82,10 @@ def test_presets_hold_the_papers_values():
 
 
 def test_slow_theta_recipes_are_their_presets_with_a_slower_decay():
-    """scripts/configs/diehl-cook-{1600,6400}-theta-2e7.toml and diehl-cook-6400-theta-4e7.toml:
-    the preset of their size (delays, passes, engine) with excitatory.tau_theta_ms 2e7 or 4e7
-    instead of the paper's 1e7, nothing else."""
-    for n, tau in ((1600, "2e7"), (6400, "2e7"), (6400, "4e7")):
+    """scripts/configs/diehl-cook-{1600,6400}-theta-2e7.toml and diehl-cook-6400-theta-{4e7,8e7}
+    .toml: the preset of their size (delays, passes, engine) with excitatory.tau_theta_ms 2e7, 4e7
+    or 8e7 instead of the paper's 1e7, nothing else."""
+    for n, tau in ((1600, "2e7"), (6400, "2e7"), (6400, "4e7"), (6400, "8e7")):
         recipe = load_config(str(REPO / "scripts" / "configs" / f"diehl-cook-{n}-theta-{tau}.toml"))
         preset = load_config(f"diehl-cook-{n}")
         assert diff(preset.to_dict(), recipe.to_dict()) == [
