@@ -86,12 +86,13 @@ def _with_earlier(run: RunDir, table: pd.DataFrame) -> pd.DataFrame:
         old = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
         return table
-    if "digits" not in old.columns or "position" not in old.columns:
-        return table
     key = ["digits", "position"]
-    again = pd.MultiIndex.from_frame(old[key].astype(int)).isin(
-        pd.MultiIndex.from_frame(table[key].astype(int))
-    )
+    try:
+        again = pd.MultiIndex.from_frame(old[key].astype(int)).isin(
+            pd.MultiIndex.from_frame(table[key].astype(int))
+        )
+    except (KeyError, ValueError, TypeError):  # a column missing, or not whole numbers
+        return table
     keep = old[~again].reindex(columns=table.columns)
     merged = pd.concat([keep, table]) if len(keep) else table
     return merged.sort_values(["digits", "position"], kind="stable").reset_index(drop=True)

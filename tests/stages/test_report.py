@@ -528,6 +528,12 @@ def test_accuracy_curve_scores_every_checkpoint(tiny_runs, tmp_path, capsys):
     assert row["all_activity"] == ten.loc[30, "all_activity"]  # the same scores, one row
     assert "1 row(s) kept from the earlier scores on 10 digits" in capsys.readouterr().out
     assert table["digits"].tolist() == [20, 20, 20]
+    # an earlier file that cannot be merged (a cell that is no digit count) is replaced
+    broken = thrice.astype({"digits": object})
+    broken.loc[0, "digits"] = "ten"
+    broken.to_csv(run / "accuracy_curve.csv", index=False)
+    assert script.main([str(run), "--digits", "10", "--positions", "30", "-q"]) == 0
+    assert pd.read_csv(run / "accuracy_curve.csv")["position"].tolist() == [30]
 
     assert script.main([str(run), "--digits", "21", "-q"]) == 2
     assert "--digits 21: must be between 1 and 20" in capsys.readouterr().err
