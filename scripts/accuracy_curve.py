@@ -25,6 +25,7 @@ import sys
 import pandas as pd
 
 from stdp_pipeline.errors import PipelineError
+from stdp_pipeline.io.artefacts import read_csv
 from stdp_pipeline.io.rundir import RunDir
 from stdp_pipeline.stages.checkpoint_scores import plot_accuracy_curve, score_checkpoints
 
@@ -79,23 +80,17 @@ def _with_earlier(run: RunDir, table: pd.DataFrame) -> pd.DataFrame:
     again (another checkpoint, or the same one on another digit count: scoring a checkpoint takes
     minutes at 6,400 neurons, so no earlier score is thrown away), ordered by digit count, then
     position. An unreadable earlier file is replaced."""
-    path = run.file("accuracy_curve.csv")
-    if not path.exists():
-        return table
-    try:
-        old = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
-        return table
     key = ["digits", "position"]
-    try:
+    try:  # missing, unparseable or without the key columns: PipelineError
+        old = read_csv(run.file("accuracy_curve.csv"), "accuracy_curve.csv", key, "")
         again = pd.MultiIndex.from_frame(old[key].astype(int)).isin(
             pd.MultiIndex.from_frame(table[key].astype(int))
         )
-    except (KeyError, ValueError, TypeError):  # a column missing, or not whole numbers
+    except (PipelineError, ValueError, TypeError):  # or keys that are not whole numbers
         return table
     keep = old[~again].reindex(columns=table.columns)
     merged = pd.concat([keep, table]) if len(keep) else table
-    return merged.sort_values(["digits", "position"], kind="stable").reset_index(drop=True)
+    return merged.sort_values(key).reset_index(drop=True)
 
 
 if __name__ == "__main__":
