@@ -20,6 +20,7 @@ import os
 import time
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from stdp_pipeline.errors import PipelineError
@@ -94,12 +95,22 @@ def score_checkpoints(
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
+def accuracy_axis_range(values: np.ndarray) -> tuple[float, float]:
+    """The y range (%) that shows accuracies ``values`` (any shape, in %) at a glance: from
+    ``lowest - pad`` to ``highest + pad`` with ``pad = max(0.5, 0.1 * (highest - lowest))``,
+    rounded out to whole percent and kept within [0, 100]. A curve of late checkpoints (94.5 to
+    95.5 %) gets 94-96 % rather than a flat line near the top of 0-100 %."""
+    lowest, highest = float(np.min(values)), float(np.max(values))
+    pad = max(0.5, 0.1 * (highest - lowest))
+    return max(0.0, math.floor(lowest - pad)), min(100.0, math.ceil(highest + pad))
+
+
 def plot_accuracy_curve(
     table: pd.DataFrame, path: str | os.PathLike[str], title: str, digits: int
 ) -> None:
     """Accuracy (%) of each scheme against the digits trained, one marker per checkpoint, a
-    vertical line at each full pass; the y axis starts 5 points below the lowest value (rounded
-    down to a multiple of 10), with chance (10 %) dotted when it is in view."""
+    vertical line at each full pass within the checkpoints scored; the y axis spans the curves
+    (:func:`accuracy_axis_range`), with chance (10 %) dotted when it is in view."""
     import matplotlib.ticker
 
     from stdp_pipeline.stages.plots import _save, plt
@@ -112,18 +123,18 @@ def plot_accuracy_curve(
         ("linear", "linear read-out"),
     ):
         ax.plot(x, table[column], marker="o", ms=3.5, label=label)
-    lowest = float(table[["all_activity", "proportion", "linear"]].min().min()) if len(x) else 0
-    floor = max(0.0, 10.0 * math.floor((lowest - 5.0) / 10.0))  # zoomed to the curves
+    values = table[["all_activity", "proportion", "linear"]].to_numpy(float)
+    floor, top = accuracy_axis_range(values) if len(x) else (0.0, 100.0)
     if floor < 10.0:
         ax.axhline(10.0, color="0.6", ls=":", lw=1, label="chance")
     if len(x) and table["passes"].iloc[-1] > 0:
         per_pass = round(x[-1] / table["passes"].iloc[-1])  # digits per pass
-        for k in range(1, int(x.max() // per_pass) + 1):
+        for k in range(max(1, math.ceil(x.min() / per_pass)), int(x.max() // per_pass) + 1):
             ax.axvline(k * per_pass, color="0.8", lw=1)
     ax.set_xlabel("digits trained (grey lines: full passes)")
     ax.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
     ax.set_ylabel(f"accuracy on {digits:,} test digits (%)")
-    ax.set_ylim(floor, 100)
+    ax.set_ylim(floor, top)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(f"{title}\nlabels and read-out from {digits:,} assignment digits", fontsize=10)

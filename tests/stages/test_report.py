@@ -469,6 +469,20 @@ def test_rescore_repeats_evaluate_and_weaker_inference_inhibition_fires_more(tin
         rescore(run, ["network.n_excitatory=3"])
 
 
+def test_accuracy_axis_range_fits_the_curves():
+    """The curve's y range: late checkpoints of a 6,400-neuron run (94.55-95.50 %) get 94-96 %,
+    pad 0.5 each side rounded out, not a flat line in 80-100 %; a curve from an early
+    checkpoint (64.0-95.6 %, pad 3.16) gets 60-99 %; near chance it stops at 0 and at 100 % on
+    top."""
+    from stdp_pipeline.stages.checkpoint_scores import accuracy_axis_range
+
+    late = np.array([[94.55, 94.87, 95.03], [94.76, 95.07, 95.25], [95.22, 95.36, 95.50]])
+    assert accuracy_axis_range(late) == (94.0, 96.0)
+    assert accuracy_axis_range(np.array([64.0, 87.9, 95.6])) == (60.0, 99.0)
+    assert accuracy_axis_range(np.array([9.8, 99.9])) == (0.0, 100.0)
+    assert accuracy_axis_range(np.array([50.0])) == (49.0, 51.0)
+
+
 def test_accuracy_curve_scores_every_checkpoint(tiny_runs, tmp_path, capsys):
     """scripts/accuracy_curve.py on a copy of the evaluated run: one row per checkpoint (10, 20 and
     the end, 30); with all 20 assignment and test digits the last row is what assign + evaluate
