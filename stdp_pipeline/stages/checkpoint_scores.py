@@ -99,8 +99,13 @@ def accuracy_axis_range(values: np.ndarray) -> tuple[float, float]:
     """The y range (%) that shows accuracies ``values`` (any shape, in %) at a glance: from
     ``lowest - pad`` to ``highest + pad`` with ``pad = max(0.5, 0.1 * (highest - lowest))``,
     rounded out to whole percent and kept within [0, 100]. A curve of late checkpoints (94.5 to
-    95.5 %) gets 94-96 % rather than a flat line near the top of 0-100 %."""
-    lowest, highest = float(np.min(values)), float(np.max(values))
+    95.5 %) gets 94-96 % rather than a flat line near the top of 0-100 %. Cells that are not
+    numbers (NaN) are left out; with none left the range is 0-100 %."""
+    finite = np.asarray(values, float)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return 0.0, 100.0
+    lowest, highest = float(finite.min()), float(finite.max())
     pad = max(0.5, 0.1 * (highest - lowest))
     return max(0.0, math.floor(lowest - pad)), min(100.0, math.ceil(highest + pad))
 
@@ -124,7 +129,7 @@ def plot_accuracy_curve(
     ):
         ax.plot(x, table[column], marker="o", ms=3.5, label=label)
     values = table[["all_activity", "proportion", "linear"]].to_numpy(float)
-    floor, top = accuracy_axis_range(values) if len(x) else (0.0, 100.0)
+    floor, top = accuracy_axis_range(values)
     if floor < 10.0:
         ax.axhline(10.0, color="0.6", ls=":", lw=1, label="chance")
     if len(x) and table["passes"].iloc[-1] > 0:

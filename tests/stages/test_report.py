@@ -473,7 +473,7 @@ def test_accuracy_axis_range_fits_the_curves():
     """The curve's y range: late checkpoints of a 6,400-neuron run (94.55-95.50 %) get 94-96 %,
     pad 0.5 each side rounded out, not a flat line in 80-100 %; a curve from an early
     checkpoint (64.0-95.6 %, pad 3.16) gets 60-99 %; near chance it stops at 0 and at 100 % on
-    top."""
+    top; NaN cells are left out, and no value at all gives 0-100 %."""
     from stdp_pipeline.stages.checkpoint_scores import accuracy_axis_range
 
     late = np.array([[94.55, 94.87, 95.03], [94.76, 95.07, 95.25], [95.22, 95.36, 95.50]])
@@ -481,6 +481,8 @@ def test_accuracy_axis_range_fits_the_curves():
     assert accuracy_axis_range(np.array([64.0, 87.9, 95.6])) == (60.0, 99.0)
     assert accuracy_axis_range(np.array([9.8, 99.9])) == (0.0, 100.0)
     assert accuracy_axis_range(np.array([50.0])) == (49.0, 51.0)
+    assert accuracy_axis_range(np.array([94.55, np.nan, 95.5])) == (94.0, 96.0)
+    assert accuracy_axis_range(np.zeros((0, 3))) == (0.0, 100.0)
 
 
 def test_accuracy_curve_scores_every_checkpoint(tiny_runs, tmp_path, capsys):
